@@ -1,0 +1,59 @@
+"""A small training loop that records loss and accuracy as it goes."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .optim import SGD
+
+
+@dataclass
+class History:
+    """What a training run recorded.
+
+    ``loss`` has one entry per step; ``train_acc`` and ``test_acc`` one per
+    evaluation, taken at the steps listed in ``eval_steps``.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+
+
+def train(net, x_train: np.ndarray, t_train: np.ndarray,
+          x_test: np.ndarray, t_test: np.ndarray, *,
+          optimizer=None, steps: int = 10_000, batch_size: int = 100,
+          eval_every: int = 600, seed: int | None = 0, progress: bool = True,
+          on_eval: Callable[[History], None] | None = None) -> History:
+    """Train ``net`` by mini-batch SGD and return its History.
+
+    net: anything with ``params``, ``gradient(x, t)``, ``loss`` and ``accuracy``
+    (a TwoLayerNet). Each step draws ``batch_size`` rows of x_train at random,
+    computes the gradient by backprop and lets ``optimizer`` (default
+    ``SGD(lr=0.1)``) update ``net.params`` in place. Every ``eval_every`` steps,
+    starting at step 0, it measures train and test accuracy and calls
+    ``on_eval(history)`` if given.
+    """
+    optimizer = optimizer or SGD(lr=0.1)
+    rng = np.random.default_rng(seed)
+    history = History()
+    n = x_train.shape[0]
+    bar = tqdm(range(steps), disable=not progress, desc="training", unit="step")
+    for step in bar:
+        batch = rng.integers(0, n, size=batch_size)
+        x_batch, t_batch = x_train[batch], t_train[batch]
+        grads = net.gradient(x_batch, t_batch)
+        optimizer.update(net.params, grads)
+        history.loss.append(net.last_layer.loss)
+        if step % eval_every == 0 or step == steps - 1:
+            history.eval_steps.append(step)
+            history.train_acc.append(net.accuracy(x_train, t_train))
+            history.test_acc.append(net.accuracy(x_test, t_test))
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", test_acc=f"{history.test_acc[-1]:.3f}")
+            if on_eval is not None:
+                on_eval(history)
+    return history

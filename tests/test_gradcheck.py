@@ -1,0 +1,227 @@
+"""numerical_gradient, rel_error, and the checker that names likely mistakes.
+
+Each wrong layer below makes one classic mistake; the checker must name it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from backprop import checks
+from backprop.gradcheck import diagnose, numerical_diff, numerical_gradient, rel_error
+
+
+def test_numerical_diff_central():
+    assert numerical_diff(lambda x: x ** 5, 2.0) == pytest.approx(5 * 2.0 ** 4, rel=1e-7)
+
+
+def test_numerical_gradient_restores_x_and_matches(rng):
+    x = rng.standard_normal((3, 4))
+    x0 = x.copy()
+    g = numerical_gradient(lambda v: np.sum(v ** 3), x)
+    assert np.array_equal(x, x0)
+    assert rel_error(g, 3 * x0 ** 2) < 1e-8
+    assert g.dtype == np.float64 and g.shape == x.shape
+
+
+def test_numerical_gradient_restores_x_when_f_raises():
+    x = np.array([1.0, 2.0])
+    with pytest.raises(ZeroDivisionError):
+        numerical_gradient(lambda v: 1 / 0, x)
+    assert np.array_equal(x, [1.0, 2.0])
+
+
+def test_numerical_gradient_zero_d_and_refuses_float32():
+    assert numerical_gradient(lambda v: float(v) ** 2, np.array(5.0)) == pytest.approx(10.0)
+    with pytest.raises(TypeError, match="float64"):
+        numerical_gradient(lambda v: 0.0, np.zeros(3, dtype=np.float32))
+
+
+def test_rel_error_scale():
+    assert rel_error([1.0, 2.0], [1.0, 2.0]) == 0
+    assert rel_error([1.0], [1.0 + 1e-9]) < 1e-9
+    assert rel_error([1.0], [-1.0]) == 1.0
+    assert rel_error(np.zeros(3), np.zeros(3)) == 0
+
+
+# ----- deliberately wrong layers, one mistake each -------------------------------------------
+
+
+
+def _affine(impl):
+    """An Affine class whose backward is the given function (forward is right)."""
+    class Wrong:
+        def __init__(self, W, b):
+            self.W, self.b = W, b
+
+        def forward(self, x):
+            self.x_shape = x.shape
+            self.x = x.reshape(x.shape[0], -1)
+            return self.x @ self.W + self.b
+
+        backward_impl = impl
+
+        def backward(self, dout):
+            return self.backward_impl(dout)
+    return Wrong
+
+
+def _backward_batch(self, dout):
+    self.dW = self.x.T @ dout * self.x.shape[0]
+    self.db = dout.sum(0)
+    return (dout @ self.W.T).reshape(self.x_shape)
+
+
+def _backward_transpose_square(self, dout):
+    self.dW = (self.x.T @ dout).T
+    self.db = dout.sum(0)
+    return (dout @ self.W).reshape(self.x_shape)
+
+
+def _backward_not_summed(self, dout):
+    self.dW = self.x.T @ dout
+    self.db = dout
+    return (dout @ self.W.T).reshape(self.x_shape)
+
+
+def _backward_sign(self, dout):
+    self.dW = -(self.x.T @ dout)
+    self.db = dout.sum(0)
+    return (dout @ self.W.T).reshape(self.x_shape)
+
+
+def _backward_no_reshape(self, dout):
+    self.dW = self.x.T @ dout
+    self.db = dout.sum(0)
+    return dout @ self.W.T
+
+
+def _backward_mutates_dout(self, dout):
+    self.dW = self.x.T @ dout
+    dout /= 1.0  # harmless value, but writes into the caller's array
+    dout[...] = dout * 1.0001
+    self.db = dout.sum(0)
+    return (dout @ self.W.T).reshape(self.x_shape)
+
+
+@pytest.mark.parametrize("backward, grad, mistake, words", [
+    (_backward_batch, "dW", "batch_size", "divide by N"),
+    (_backward_transpose_square, "dW", "transpose", "transpose"),
+    (_backward_transpose_square, "dx", "transpose", "transpose"),
+    (_backward_not_summed, "db", "not_summed", "sum over the batch"),
+    (_backward_sign, "dW", "sign", "sign"),
+])
+def test_affine_mistakes_are_named(backward, grad, mistake, words):
+    report = checks.check_affine(_affine(backward), seed=7)
+    assert not report[grad].ok
+    assert report[grad].mistake == mistake
+    assert words in report[grad].message
+    with pytest.raises(AssertionError, match=words):
+        report.assert_ok(grad)
+
+
+def test_affine_nd_without_reshape_is_named():
+    report = checks.check_affine(_affine(_backward_no_reshape), x_shape=(3, 2, 2, 2), out_size=4)
+    assert report["dx"].mistake == "shape"
+    assert "reshape" in report["dx"].message
+
+
+def test_mutated_dout_is_named():
+    report = checks.check_affine(_affine(_backward_mutates_dout))
+    assert report["dout unchanged"].mistake == "mutated_dout"
+
+
+class ReluInPlace:
+    def forward(self, x):
+        self.mask = x <= 0
+        x[self.mask] = 0
+        return x
+
+    def backward(self, dout):
+        return np.where(self.mask, 0, dout)
+
+
+def test_relu_overwriting_input_is_named():
+    report = checks.check_relu(ReluInPlace)
+    assert report["x unchanged"].mistake == "mutated_input"
+    assert report["dx"].ok  # the gradient itself is right: only the mutation is wrong
+
+
+class SigmoidFromInput:
+    def forward(self, x):
+        self.x = x
+        return 1 / (1 + np.exp(-x))
+
+    def backward(self, dout):
+        return dout * self.x * (1 - self.x)
+
+
+def test_sigmoid_from_input_is_named():
+    report = checks.check_sigmoid(SigmoidFromInput)
+    assert report["out"].ok
+    assert report["dx"].mistake == "from_input"
+    assert "output" in report["dx"].message
+
+
+class SoftmaxLossNoBatch:
+    def forward(self, x, t):
+        shifted = x - x.max(axis=1, keepdims=True)
+        self.y = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        self.t = t
+        return float(-np.mean(np.log(self.y[np.arange(len(t)), t])))
+
+    def backward(self, dout=1.0):
+        dx = self.y.copy()
+        dx[np.arange(len(self.t)), self.t] -= 1
+        return dout * dx  # forgot / N
+
+
+class SoftmaxLossNaive(SoftmaxLossNoBatch):
+    def forward(self, x, t):
+        self.y = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+        self.t = t
+        return float(-np.mean(np.log(self.y[np.arange(len(t)), t])))
+
+    def backward(self, dout=1.0):
+        return super().backward(dout) / len(self.t)
+
+
+def test_softmax_missing_batch_division_is_named():
+    report = checks.check_softmax_with_loss(SoftmaxLossNoBatch, batch_size=4)
+    assert report["out"].ok
+    assert report["dx"].mistake == "batch_size"
+    assert "N = 4" in report["dx"].message
+
+
+def test_softmax_without_max_shift_is_named():
+    with np.errstate(all="ignore"):
+        report = checks.check_softmax_with_loss(SoftmaxLossNaive, scale=1000)
+    assert report["out"].mistake == "nonfinite"
+    assert checks.check_softmax_with_loss(SoftmaxLossNaive).ok  # fine for small logits
+
+
+def test_delegating_to_the_reference_earns_nothing():
+    class Mine(bp.Affine):
+        pass
+
+    report = checks.check_affine(Mine)
+    assert not report.ok
+    assert "your own code" in report["forward"].message
+    with pytest.raises(AssertionError, match="could not be checked"):
+        report.assert_ok("dx")
+
+
+def test_reference_layers_pass_their_checks_outside_the_guard():
+    # the check functions refuse the reference classes themselves (delegation);
+    # the reference is exercised directly in test_layers.py.
+    assert not checks.check_relu(bp.Relu).ok
+
+
+def test_diagnose_missing_and_passthrough(rng):
+    expected = rng.standard_normal((3, 3))
+    assert diagnose("dx", None, expected).mistake == "missing"
+    dout = rng.standard_normal((3, 3))
+    assert diagnose("dx", dout, expected, dout=dout).mistake == "passthrough"
+    assert diagnose("dx", np.zeros((3, 3)), expected).mistake == "zero"
+    assert diagnose("dx", expected + 1e-12, expected).ok
