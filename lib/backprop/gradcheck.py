@@ -182,7 +182,8 @@ def diagnose(name: str, got: Any, expected: np.ndarray, *, threshold: float = 1e
                          "sum over the batch axis (axis=0)", "not_summed")
         if got.size == expected.size:
             return Check(name, False, f"has shape {got.shape} but should have {expected.shape}: "
-                         "the numbers may be right; reshape to the input's shape", "shape")
+                         f"right number of entries, wrong arrangement (reshape to "
+                         f"{expected.shape}, or check the order of a product)", "shape")
         return Check(name, False, f"has shape {got.shape} but should have {expected.shape}",
                      "shape")
     if not np.all(np.isfinite(got)):
@@ -222,8 +223,8 @@ def diagnose(name: str, got: Any, expected: np.ndarray, *, threshold: float = 1e
     if causes:
         key, explanation = causes[0]
         return Check(name, False, f"{explanation} ({where})", key, err, threshold)
-    return Check(name, False, f"does not match the numerical gradient ({where})", "mismatch",
-                 err, threshold)
+    target = "the expected value" if name == "out" else "the numerical gradient"
+    return Check(name, False, f"does not match {target} ({where})", "mismatch", err, threshold)
 
 
 def _copy_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
