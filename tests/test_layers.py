@@ -183,3 +183,12 @@ def test_reference_disabled_restores_everything(rng):
     layer = bp.Affine(np.eye(2), np.zeros(2))
     assert np.allclose(layer.forward(np.ones((1, 2))), 1)
     assert np.allclose(bp.softmax(np.zeros(2)), 0.5)
+
+
+def test_affine_without_dx(rng):
+    x, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
+    full, first = bp.Affine(W, b), bp.Affine(W, b, need_dx=False)
+    full.forward(x), first.forward(x)
+    dout = rng.standard_normal((4, 2))
+    assert first.backward(dout) is None and full.backward(dout) is not None
+    assert np.array_equal(first.dW, full.dW) and np.array_equal(first.db, full.db)

@@ -19,11 +19,17 @@ import numpy as np
 class Affine:
     """Holds references to W and b, so updating the arrays in place (as SGD
     does) is seen by the layer. After ``backward``, ``dW`` and ``db`` hold the
-    parameter gradients."""
+    parameter gradients.
 
-    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
+    ``need_dx=False`` is for a first layer, whose input is data: nothing upstream
+    wants dx, so ``backward`` skips that product (a third of its work) and
+    returns None.
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray, *, need_dx: bool = True) -> None:
         self.W = W
         self.b = b
+        self.need_dx = need_dx
         self.x: np.ndarray | None = None  # input reshaped to (N, D)
         self.x_shape: tuple[int, ...] | None = None
         self.dW: np.ndarray | None = None
@@ -37,7 +43,10 @@ class Affine:
         return self.x @ self.W + self.b
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout: (N, M). Sets dW (D, M) and db (M,); returns dx, shape of x."""
+        """dout: (N, M). Sets dW (D, M) and db (M,); returns dx, shape of x
+        (None when the layer was made with need_dx=False)."""
         self.dW = self.x.T @ dout
         self.db = np.sum(dout, axis=0)
+        if not self.need_dx:
+            return None
         return (dout @ self.W.T).reshape(self.x_shape)

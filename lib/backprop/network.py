@@ -71,7 +71,8 @@ class TwoLayerNet:
                  dtype: type = np.float64) -> None:
         rng = np.random.default_rng(seed)
         self.layers: OrderedDict[str, object] = OrderedDict()
-        self.layers["Affine1"] = Affine(None, None)
+        # The first layer's input is the data: no gradient is needed for it.
+        self.layers["Affine1"] = Affine(None, None, need_dx=False)
         self.layers["Relu1"] = Relu()
         self.layers["Affine2"] = Affine(None, None)
         self.last_layer = SoftmaxWithLoss()
@@ -125,7 +126,7 @@ class TwoLayerNet:
         self.loss(x, t)
         dout = self.last_layer.backward(1.0)
         for layer in reversed(self.layers.values()):
-            dout = layer.backward(dout)
+            dout = layer.backward(dout)  # None after Affine1: see need_dx
         grads = {}
         for name, (layer, attr) in self._owners.items():
             grads[name] = getattr(self.layers[layer], "d" + attr)
