@@ -2,13 +2,39 @@
 
 The instructor versions of the notebooks (nbgrader's "source") live in
 solutions/, the learner versions (nbgrader's "release") in course/.
-Run nbgrader from the repository root (nbgrader_config.py there loads this file).
+Run nbgrader from the repository root (nbgrader_config.py there loads this file):
+``nbgrader generate_assignment``, ``autograde``, ``generate_feedback``, ``formgrader``
+and ``export`` all work unchanged. ``python -m autograder grade`` grades a whole
+batch in parallel with these same settings (see autograder/README.md).
+
+Grading (nbgrader autograde) here differs from nbgrader's defaults in that:
+
+* cells a learner deleted are put back, and every cell's nbgrader metadata and every
+  locked cell comes from the gradebook, not from the learner's file (RestoreCells);
+* the kernel runs through autograder/launcher.py: a memory cap, no network and the
+  course's folders hidden where the OS allows, a working folder without notebooks;
+* before each test cell a guard restores numpy, backprop, builtins and IPython's
+  machinery, so monkeypatching earns nothing (autograder/guard.py);
+* ``os._exit`` cannot end the kernel, and a kernel that dies or hangs costs only the
+  cell it died in (a new kernel runs the earlier cells again and grading goes on);
+* output is capped while a cell runs; harmless warnings on stderr do not fail a test;
+* feedback never shows hidden tests.
 """
+import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # so nbgrader can import the course's preprocessors
+    sys.path.insert(0, str(ROOT))
+
+from autograder.execute import GuardedExecute  # noqa: E402
+from autograder.preprocessors import GradeOutputs, HideHiddenTests, RestoreCells  # noqa: E402
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, IgnorePattern,
+    LimitOutput, OverwriteKernelspec, SaveAutoGrades)
 
 c.CourseDirectory.course_id = "backprop-from-scratch"
 c.CourseDirectory.root = str(ROOT)
@@ -21,3 +47,46 @@ c.ClearSolutions.code_stub = {
 }
 # The learner versions keep no outputs (generate_assignment clears them).
 c.ClearOutput.enabled = True
+
+# --- autograde ------------------------------------------------------------------------------
+# Sanitising: nbgrader's list, with RestoreCells (a stricter OverwriteCells) in its place.
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreCells, CheckCellMetadata,
+]
+# Executing: nbgrader's list, with GuardedExecute for Execute and GradeOutputs before the
+# grades are saved.
+c.Autograde.autograde_preprocessors = [
+    GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, GradeOutputs,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+]
+# Deleted cells come back (test cells from the gradebook, solution cells as the stub).
+c.OverwriteCells.add_missing_cells = True
+
+# Per-cell time limit in seconds (nbgrader's default is 30). Training on MNIST needs more.
+c.Execute.timeout = 180
+c.Execute.interrupt_on_timeout = True
+# The grading kernel is thrown away: kill it at once rather than wait for a clean exit.
+c.Execute.shutdown_kernel = "immediate"
+c.Execute.error_on_timeout = {
+    "ename": "CellTimeoutError",
+    "evalue": "this cell ran longer than the time limit and was interrupted",
+    "traceback": ["\x1b[0;31mCellTimeoutError\x1b[0m: this cell ran longer than the time "
+                  "limit (an infinite loop?) and was interrupted"],
+}
+# nbgrader counts any stderr output in a test cell as a failure. Warnings (numpy's
+# "RuntimeWarning: overflow encountered in exp", deprecations) are not failures: drop them.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"\b\w*Warning: "
+# Output kept per cell: lines (nbgrader) and characters (GuardedExecute, while running).
+c.LimitOutput.max_lines = 1000
+c.LimitOutput.max_traceback = 100
+c.GuardedExecute.max_output_chars = 100_000
+# The grading kernel's limits (see autograder/launcher.py).
+c.GuardedExecute.memory_limit_mb = 4096
+c.GuardedExecute.file_limit_mb = 256
+c.GuardedExecute.isolate_network = True
+c.GuardedExecute.hide_course_files = True
+c.GuardedExecute.guard_tests = True
+
+# --- feedback -------------------------------------------------------------------------------
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

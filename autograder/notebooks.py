@@ -1,0 +1,121 @@
+"""Reading what a learner handed in: any bytes in, a valid nbformat 4 notebook or a reason out.
+
+A learning platform hands back whatever was uploaded: a notebook, a notebook saved by an
+old Jupyter (nbformat 3), one edited in a text editor (a cell without ``outputs``, a list
+where a string belongs, a broken ``nbgrader`` entry), or something that is not JSON at all.
+:func:`read_submission` repairs what can be repaired without guessing at the learner's
+code, says what it changed, and otherwise says why the file cannot be graded.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+
+import nbformat
+
+_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
+
+
+@dataclass
+class Submission:
+    nb: nbformat.NotebookNode | None
+    repairs: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(v if isinstance(v, str) else str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def read_submission(data: bytes) -> Submission:
+    """Parse and repair; ``Submission.error`` says why not when the file cannot be graded."""
+    if not data.strip():
+        return Submission(None, error="the file is empty")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return Submission(None, error=f"not a notebook: not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start})")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Submission(None, error=f"not a notebook: invalid JSON ({exc.msg} at line "
+                          f"{exc.lineno}, column {exc.colno})")
+    if not isinstance(raw, dict):
+        return Submission(None, error="not a notebook: the JSON is not an object")
+    repairs: list[str] = []
+    major = raw.get("nbformat")
+    if not isinstance(major, int):
+        if isinstance(raw.get("cells"), list):
+            major = 4
+            repairs.append("nbformat version missing; read as version 4")
+        elif isinstance(raw.get("worksheets"), list):
+            major = 3
+        else:
+            return Submission(None, error="not a notebook: no cells")
+        raw["nbformat"] = major
+        raw.setdefault("nbformat_minor", 0)
+    if major > 4:
+        return Submission(None, error=f"not a notebook this Jupyter can read (nbformat {major})")
+    if major < 4:
+        try:
+            nb = nbformat.reads(json.dumps(raw), as_version=4)
+        except Exception as exc:
+            return Submission(None, error=f"an old notebook (nbformat {major}) that could not "
+                              f"be converted: {exc}")
+        repairs.append(f"converted from nbformat {major} to 4")
+        raw = json.loads(nbformat.writes(nb))
+    if not isinstance(raw.get("nbformat_minor"), int):
+        raw["nbformat_minor"] = 4
+    if not isinstance(raw.get("metadata"), dict):
+        raw["metadata"] = {}
+        repairs.append("notebook metadata replaced")
+    cells = raw.get("cells")
+    if not isinstance(cells, list):
+        return Submission(None, error="not a notebook: 'cells' is not a list")
+    fixed, seen_ids, dropped = [], set(), 0
+    for cell in cells:
+        if not isinstance(cell, dict):
+            dropped += 1
+            continue
+        kind = cell.get("cell_type")
+        if kind not in ("code", "markdown", "raw"):
+            repairs.append(f"a cell of type {kind!r} read as a raw cell")
+            kind = "raw"
+        meta = cell.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
+        nbg = meta.get("nbgrader")
+        if nbg is not None and not (isinstance(nbg, dict) and isinstance(nbg.get("grade_id"), str)):
+            del meta["nbgrader"]
+            repairs.append("a cell's broken nbgrader metadata removed")
+        new = {"cell_type": kind, "metadata": meta, "source": _text(cell.get("source"))}
+        if kind == "code":
+            new["outputs"] = []  # outputs are cleared before grading anyway
+            new["execution_count"] = None
+        elif isinstance(cell.get("attachments"), dict):
+            new["attachments"] = cell["attachments"]
+        if raw["nbformat_minor"] >= 5:
+            cid = cell.get("id")
+            if not isinstance(cid, str) or not _ID.match(cid) or cid in seen_ids:
+                cid = uuid.uuid4().hex[:8]
+            seen_ids.add(cid)
+            new["id"] = cid
+        fixed.append(new)
+    if dropped:
+        repairs.append(f"{dropped} entries of 'cells' that were not cells dropped")
+    raw["cells"] = fixed
+    raw = {k: raw[k] for k in ("cells", "metadata", "nbformat", "nbformat_minor")}
+    try:
+        nb = nbformat.from_dict(raw)
+        nbformat.validate(nb)
+    except Exception as exc:
+        return Submission(None, error=f"not a valid notebook even after repair: "
+                          f"{str(exc).splitlines()[0]}")
+    return Submission(nb, repairs)
