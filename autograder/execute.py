@@ -52,6 +52,21 @@ def error_output(ename: str, evalue: str) -> dict:
 _NAMESPACES_OK: bool | None = None
 
 
+
+def _kernel_code_in(folder: str) -> bool:
+    """Whether anything the grading kernel loads (this package, the interpreter's prefix,
+    numpy, ipykernel, backprop) lives inside folder: a private mount there would hide it."""
+    import importlib.util
+
+    folder = os.path.realpath(folder) + os.sep
+    needed = [os.path.dirname(os.path.abspath(__file__)), sys.prefix, sys.exec_prefix]
+    for name in ("numpy", "ipykernel", "backprop"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            needed.append(os.path.dirname(spec.origin))
+    return any(os.path.realpath(p).startswith(folder) for p in needed)
+
+
 def namespaces_available() -> bool:
     """Whether this process may create network and mount namespaces (probed once, in a child)."""
     global _NAMESPACES_OK
@@ -220,7 +235,10 @@ class GuardedExecute(Execute):
             "audit_paths": [p for p in hide if not private.startswith(p + os.sep)],
             # a /tmp of its own, holding only the kernel's folder: other learners' scratch
             # courses and whatever else is in /tmp are out of sight
-            "private_tmp": [tempfile.gettempdir(), private] if namespaces_available() else None,
+            # (not when the kernel's own code lives in /tmp: a checkout or virtualenv there)
+            "private_tmp": [tempfile.gettempdir(), private]
+                           if namespaces_available() and not _kernel_code_in(tempfile.gettempdir())
+                           else None,
             "guard": {"key": self._guard_key.hex(), "module": self._guard_module}
                      if self._guard_key else None,
             "zygote": zygote,

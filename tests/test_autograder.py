@@ -328,8 +328,11 @@ def run_cell(raw_cell, store_history=False, silent=False, shell_futures=True, ce
                      shell_futures=shell_futures)
 async def run_cell_async(raw_cell, store_history=False, silent=False, shell_futures=True, *,
                          transformed_cell=None, preprocessing_exc_tuple=None, cell_id=None, **_):
-    return await _run_cell_async(_wrap(raw_cell), store_history=store_history, silent=silent,
-                                 shell_futures=shell_futures)
+    code = _wrap(raw_cell)  # IPython 9 wants the transformed cell passed in
+    return await _run_cell_async(code, store_history=store_history, silent=silent,
+                                 shell_futures=shell_futures,
+                                 transformed_cell=ip.transform_cell(code),
+                                 preprocessing_exc_tuple=None)
 ip.run_cell, ip.run_cell_async = run_cell, run_cell_async
 '''}), "zeros")
     add("displayhook_credit", filled(release, assignment, {sol: zeros.replace(
