@@ -111,7 +111,8 @@ class LayerReport:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        """True when every check passed (and there was at least one)."""
+        return bool(self.checks) and all(c.ok for c in self.checks)
 
     @property
     def failures(self) -> list[Check]:
@@ -134,19 +135,27 @@ class LayerReport:
     def add(self, check: Check) -> None:
         self.checks.append(check)
 
+    def judge(self, *names: str) -> tuple[list[Check], list[Check]]:
+        """The checks that passed and those that failed, among names (all if none given).
+
+        A name with no check (it could not run) fails with whatever stopped it.
+        """
+        chosen = [c for c in self.checks if c.name in names] if names else list(self.checks)
+        bad = [c for c in chosen if not c.ok]
+        if any(n not in self for n in names):
+            stop = [c for c in self.failures if c not in bad]
+            bad += stop or [Check(n, False, "could not be checked", "not_run")
+                            for n in names if n not in self]
+        return [c for c in chosen if c.ok], bad
+
     def assert_ok(self, *names: str) -> None:
         """Raise AssertionError naming every failed check (only those in names, if given).
 
         Prints the passed checks first, so a learner sees what already works.
         """
-        chosen = [c for c in self.checks if c.name in names] if names else self.checks
-        missing = [n for n in names if n not in self]
-        bad = [c for c in chosen if not c.ok]
-        if missing:  # never reached: the failures that stopped the check say why
-            bad = self.failures + [Check(n, False, "could not be checked") for n in missing]
-        for c in chosen:
-            if c.ok:
-                print(f"{self.layer}: {c}")
+        passed, bad = self.judge(*names)
+        for c in passed:
+            print(f"{self.layer}: {c}")
         if bad:
             raise AssertionError("\n".join(f"{self.layer}: {c}" for c in bad))
 

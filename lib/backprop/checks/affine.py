@@ -1,0 +1,48 @@
+"""Checks for the Affine layer (notebook 4)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import affine
+from .core import define
+from .layer import collect_layer, verify_layer
+
+
+def _inputs(seed: int = 0, x_shape: tuple[int, ...] = (4, 5), out_size: int = 5) -> dict:
+    """x of x_shape (N-d allowed), W (D, out_size), b, dout; then W and b updated in place
+    and a second batch. The defaults make W square, so a transpose keeps its shape."""
+    rng = np.random.default_rng(seed)
+    d = int(np.prod(x_shape[1:]))
+    W, b = rng.standard_normal((d, out_size)), rng.standard_normal(out_size)
+    n = x_shape[0]
+    return {"init": {"W": W, "b": b}, "forward": {"x": rng.standard_normal(x_shape)},
+            "dout": rng.standard_normal((n, out_size)),
+            "update": {"W": rng.standard_normal(W.shape), "b": rng.standard_normal(b.shape)},
+            "forward2": {"x": rng.standard_normal(x_shape)},
+            "dout2": rng.standard_normal((n, out_size))}
+
+
+def _forward(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return x.reshape(x.shape[0], -1) @ W + b
+
+
+def _suspects(i: dict, r: str) -> dict:
+    x, dout = i["forward" + r]["x"], i["dout" + r]
+    W = i["init"]["W"] + (i["update"]["W"] if r else 0)
+    x2 = x.reshape(x.shape[0], -1)
+    square = W.shape[0] == W.shape[1]
+    why = "is transposed: dW = x.T @ dout and dx = dout @ W.T"
+    found = {"db": {"db_mean": ("is the mean of dout over the batch; db is the sum (the loss "
+                                "layer has already divided by N)", dout.mean(axis=0))}}
+    if square:
+        found["dW"] = {"transpose": (why, dout.T @ x2)}
+        found["dx"] = {"transpose": (why, (dout @ W).reshape(x.shape))}
+    return found
+
+
+check_affine = define(
+    "affine", title="Affine", inputs=_inputs, disable=lambda: (affine.Affine,),
+    collect=lambda target, inp: collect_layer(target, inp, params={"W": "dW", "b": "db"}),
+    verify=lambda inp, obs: verify_layer(inp, obs, reference=_forward, wrt=["x"],
+                                         params={"W": "dW", "b": "db"}, suspects=_suspects),
+    doc="Affine(W, b): forward(x) = x.reshape(N, -1) @ W + b; backward -> dx; sets dW, db.")
