@@ -1,6 +1,6 @@
-"""Add and multiply nodes of a computational graph.
+"""Add, multiply, divide and exp nodes of a computational graph.
 
-The two smallest layers there are. Each works on Python numbers and on numpy
+The smallest layers there are (the sigmoid is built from them in notebook 2). Each works on Python numbers and on numpy
 arrays of the same shape; ``backward`` returns the gradients of the inputs in
 the order ``forward`` took them.
 
@@ -14,6 +14,8 @@ Example: the apple-shopping graph (2 apples at 100 each, 10% tax)::
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 Value = Any  # a number or a numpy array
 
@@ -45,3 +47,40 @@ class AddLayer:
     def backward(self, dout: Value) -> tuple[Value, Value]:
         """dout: dL/dz. Returns (dL/dx, dL/dy) = (dout, dout)."""
         return dout * 1, dout * 1
+
+
+class DivLayer:
+    """z = x / y.  dz/dx = 1 / y and dz/dy = -x / y**2.
+
+    The book draws a "/" node with one input that computes 1 / x; here the node divides
+    two inputs, and 1 / y is ``DivLayer().forward(1, y)`` (its dx is then simply unused).
+    """
+
+    def __init__(self) -> None:
+        self.x: Value = None
+        self.y: Value = None
+
+    def forward(self, x: Value, y: Value) -> Value:
+        """x, y: numbers or arrays of one shape (y nonzero). Returns x / y (same shape)."""
+        self.x, self.y = x, y
+        return x / y
+
+    def backward(self, dout: Value) -> tuple[Value, Value]:
+        """dout: dL/dz, shape of z. Returns (dL/dx, dL/dy) = (dout / y, -dout * x / y**2)."""
+        return dout / self.y, -dout * self.x / self.y ** 2
+
+
+class ExpLayer:
+    """z = exp(x).  dz/dx = exp(x) = z, so backward reuses the output of forward."""
+
+    def __init__(self) -> None:
+        self.out: Value = None
+
+    def forward(self, x: Value) -> Value:
+        """x: a number or an array. Returns exp(x), same shape; keeps it for backward."""
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, dout: Value) -> Value:
+        """dout: dL/dz, shape of z. Returns dL/dx = dout * exp(x), shape of x."""
+        return dout * self.out
