@@ -10,7 +10,9 @@ batch in parallel with these same settings (see autograder/README.md).
 Grading (nbgrader autograde) here differs from nbgrader's defaults in that:
 
 * cells a learner deleted are put back, and every cell's nbgrader metadata and every
-  locked cell comes from the gradebook, not from the learner's file (RestoreCells);
+  locked cell comes from the gradebook, not from the learner's file; cells that lost
+  their metadata are recognised by content and place; cell tags, other cell metadata and
+  the notebook's metadata are not taken from the learner's file (RestoreCells);
 * the kernel runs through autograder/launcher.py: a memory cap, no network and the
   course's folders hidden where the OS allows, a working folder without notebooks;
 * before each test cell a guard restores numpy, backprop, builtins and IPython's
@@ -18,7 +20,8 @@ Grading (nbgrader autograde) here differs from nbgrader's defaults in that:
 * ``os._exit`` cannot end the kernel, and a kernel that dies or hangs costs only the
   cell it died in (a new kernel runs the earlier cells again and grading goes on);
 * output is capped while a cell runs; harmless warnings on stderr do not fail a test;
-* feedback never shows hidden tests.
+* feedback never shows hidden tests, and no page (feedback, formgrader) runs a script the
+  learner's notebook holds or its code displayed (SanitizeLearnerContent).
 """
 import sys
 from pathlib import Path
@@ -30,7 +33,8 @@ if str(ROOT) not in sys.path:  # so nbgrader can import the course's preprocesso
     sys.path.insert(0, str(ROOT))
 
 from autograder.execute import GuardedExecute  # noqa: E402
-from autograder.preprocessors import GradeOutputs, HideHiddenTests, RestoreCells  # noqa: E402
+from autograder.preprocessors import (  # noqa: E402
+    GradeOutputs, HideHiddenTests, RestoreCells, SanitizeLearnerContent)
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, IgnorePattern,
@@ -89,4 +93,11 @@ c.GuardedExecute.hide_course_files = True
 c.GuardedExecute.guard_tests = True
 
 # --- feedback -------------------------------------------------------------------------------
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, SanitizeLearnerContent,
+                                   CSSHTMLHeaderPreprocessor]
+# Pages that show a learner's notebook (feedback, and formgrader, which renders the autograded
+# notebook with its own HTMLExporter): learner outputs and markdown as sanitised HTML or text.
+# SanitizeLearnerContent does it for every page; nbconvert's sanitize_html makes the templates
+# clean HTML outputs again and leave out JavaScript outputs and widget views.
+c.HTMLExporter.preprocessors = [SanitizeLearnerContent]
+c.HTMLExporter.sanitize_html = True

@@ -4,7 +4,9 @@ A learning platform hands back whatever was uploaded: a notebook, a notebook sav
 old Jupyter (nbformat 3), one edited in a text editor (a cell without ``outputs``, a list
 where a string belongs, a broken ``nbgrader`` entry), or something that is not JSON at all.
 :func:`read_submission` repairs what can be repaired without guessing at the learner's
-code, says what it changed, and otherwise says why the file cannot be graded.
+code, says what it changed, and otherwise says why the file cannot be graded. Metadata
+is not the learner's to set: the notebook's keeps only its kernel and language (hints that
+RestoreCells replaces from the gradebook).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 import nbformat
 
 _ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
+#: Notebook-level metadata kept from a submission (the grader rebuilds all of it anyway).
+NOTEBOOK_METADATA_READ = frozenset({"kernelspec", "language_info"})
 
 
 @dataclass
@@ -76,6 +80,13 @@ def read_submission(data: bytes) -> Submission:
     if not isinstance(raw.get("metadata"), dict):
         raw["metadata"] = {}
         repairs.append("notebook metadata replaced")
+    # The notebook's metadata is the grader's to write (RestoreCells makes it anew from the
+    # gradebook); of the learner's, only the kernel and language are read, as hints.
+    if "autograder" in raw["metadata"]:
+        repairs.append("the notebook's metadata held the grader's own entry ('autograder'); "
+                       "ignored")
+    raw["metadata"] = {k: v for k, v in raw["metadata"].items()
+                       if k in NOTEBOOK_METADATA_READ and isinstance(v, dict)}
     cells = raw.get("cells")
     if not isinstance(cells, list):
         return Submission(None, error="not a notebook: 'cells' is not a list")
