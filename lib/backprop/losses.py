@@ -1,4 +1,4 @@
-"""Softmax, cross-entropy and the layer that fuses them.
+"""Softmax, cross-entropy and the layer that fuses them; the identity output with half-MSE.
 
 Shapes, with N the batch size and C the number of classes:
 
@@ -90,3 +90,39 @@ class SoftmaxWithLoss:
         dx[np.arange(n), self.t] -= 1
         dx *= dout / n
         return dx.reshape(self.x_shape)
+
+
+class IdentityWithLoss:
+    """Identity output followed by the *half* mean-squared error, for regression.
+
+    forward(x, t) -> loss = 0.5 * (1/N) * sum over the batch of sum_k (x_nk - t_nk)**2
+    (half of the mean over the batch of each sample's sum of squares; the half cancels
+    the 2 of the square's derivative). backward(dout=1) -> dx = dout * (y - t) / N, with
+    y = x the identity output: the same form as SoftmaxWithLoss's gradient.
+    x and t: (N, K), or (K,) for one sample (N = 1).
+    """
+
+    def __init__(self) -> None:
+        self.y: np.ndarray | None = None  # the output, y = x, as (N, K)
+        self.t: np.ndarray | None = None  # the targets, (N, K)
+        self.loss: float | None = None
+        self.x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        """x: (N, K) or (K,) predictions; t: targets of the same shape. Returns the loss."""
+        x = np.asarray(x, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64)
+        if t.shape != x.shape:
+            raise ValueError(f"targets of shape {t.shape} do not fit predictions of shape "
+                             f"{x.shape}")
+        self.x_shape = x.shape
+        self.y = x.reshape(1, -1) if x.ndim == 1 else x.copy()
+        self.t = t.reshape(self.y.shape).copy()
+        n = self.y.shape[0]
+        self.loss = float(0.5 * np.sum((self.y - self.t) ** 2) / n)
+        return self.loss
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        """dout: dL/dloss (a number). Returns dx = dout * (y - t) / N, shape of x."""
+        n = self.y.shape[0]
+        return (dout * (self.y - self.t) / n).reshape(self.x_shape)

@@ -27,6 +27,11 @@ class Parameters(MutableMapping):
     (``params['W1'] -= lr * grad``) is seen by the layers because it is the same
     array; assigning a new one (``params['W1'] = W``) rebinds it in its layer too,
     so the layers can never go on using stale parameters.
+
+    Notebook 6 has learners write their network with a plain ``dict``, where only
+    in-place updates reach the layers (the "stale-parameter trap"), and says why this
+    reference differs: the trap raises no error, so a library should rule it out.
+    In-place updates behave the same in both designs.
     """
 
     def __init__(self, bind: Callable[[str, np.ndarray], None]) -> None:

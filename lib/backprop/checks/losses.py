@@ -84,7 +84,8 @@ def _softmax_ref(x: np.ndarray) -> np.ndarray:
 
 def _compare(name: str, what: str, got: Any, want: np.ndarray, suspects: dict,
              rtol: float = 1e-7, atol: float = 1e-12, hint: str = "") -> Check:
-    """got against want; a Raised, None, wrong shape, nan, or a named suspect get their own message."""
+    """got against want; a Raised, None, a wrong shape, nan or a named suspect each get their
+    own message."""
     if isinstance(got, Raised):
         return raised_check(name, what, got, hint)
     arr = _array(got)
@@ -159,14 +160,30 @@ def _softmax_suspects(x: np.ndarray) -> dict:
     return found
 
 
+def _by_sums(check: Check, got: Any) -> Check:
+    """A mismatch whose rows do not sum to 1 (or whose columns do) is named for that."""
+    arr = _array(got)
+    if check.ok or check.mistake != "mismatch" or arr is None or arr.ndim != 2:
+        return check
+    with np.errstate(all="ignore"):
+        rows, cols = np.sum(arr, axis=-1), np.sum(arr, axis=0)
+    if np.allclose(cols, 1.0) and not np.allclose(rows, 1.0):
+        return Check(check.name, False, "each column sums to 1, not each row: softmax works "
+                     "along the last axis (axis=-1), one row of scores per sample", "wrong_axis")
+    if not np.allclose(rows, 1.0):
+        return Check(check.name, False, f"the rows sum to {np.round(rows, 4).tolist()}, not 1: "
+                     "divide each row by its own sum (axis=-1, keepdims=True)", "not_per_row")
+    return check
+
+
 def _softmax_verify(inp: dict, obs: dict) -> LayerReport:
     report = LayerReport("softmax")
     hint = "axis=-1 is the last axis for both (C,) and (N, C); keepdims=True keeps it"
     for key, name, what in (("x", "batch", "softmax of a batch (N, C)"),
                             ("row", "single row", "softmax of one row (C,)")):
         x = inp[key]
-        report.add(_compare(name, what, obs.get(key), _softmax_ref(x), _softmax_suspects(x),
-                            rtol=1e-9, hint=hint))
+        report.add(_by_sums(_compare(name, what, obs.get(key), _softmax_ref(x),
+                                     _softmax_suspects(x), rtol=1e-9, hint=hint), obs.get(key)))
     big = inp["big"]
     got = obs.get("big")
     arr = _array(got)
@@ -308,7 +325,8 @@ def _numeric_jacobian(x: np.ndarray) -> np.ndarray:
     c = x.size
     jac = np.empty((c, c))
     for i in range(c):
-        jac[i] = numerical_gradient(lambda v, i=i: float(_softmax_ref(v)[i]), np.array(x, dtype=np.float64))
+        jac[i] = numerical_gradient(lambda v, i=i: float(_softmax_ref(v)[i]),
+                                    np.array(x, dtype=np.float64))
     return jac
 
 
