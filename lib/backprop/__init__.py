@@ -3,29 +3,31 @@
 Every layer has ``forward`` and ``backward``; none changes its inputs or the
 upstream gradient. Names follow *Deep Learning from Scratch*:
 
-    nodes        MulLayer, AddLayer
-    activations  Relu, Sigmoid, sigmoid
+    nodes        MulLayer, AddLayer, DivLayer, ExpLayer
+    activations  Relu, Sigmoid, Tanh, sigmoid
     affine       Affine
-    losses       softmax, log_softmax, cross_entropy_error, SoftmaxWithLoss
+    losses       softmax, log_softmax, cross_entropy_error, SoftmaxWithLoss, IdentityWithLoss
     network      TwoLayerNet
+    multilayer   MultiLayerNet, init_std
     optim        SGD
-    training     train, History
+    training     train_epoch, epoch_batches, train, History
     gradcheck    numerical_diff, numerical_gradient, rel_error, check_layer
     checks       check_* for each layer (used by the notebooks' tests)
     data         load_mnist
 """
-from .activations import Relu, Sigmoid, sigmoid
+from .activations import Relu, Sigmoid, Tanh, sigmoid
 from .affine import Affine
 from .gradcheck import check_layer, numerical_diff, numerical_gradient, rel_error
+from .multilayer import MultiLayerNet, init_std
 from .network import TwoLayerNet
-from .nodes import AddLayer, MulLayer
+from .nodes import AddLayer, DivLayer, ExpLayer, MulLayer
 from .optim import SGD
-from .losses import SoftmaxWithLoss, cross_entropy_error, log_softmax, softmax
-from .training import History, train
+from .losses import IdentityWithLoss, SoftmaxWithLoss, cross_entropy_error, log_softmax, softmax
+from .training import History, epoch_batches, train, train_epoch
 
 __all__ = [
-    "AddLayer", "Affine", "History", "MulLayer", "Relu", "SGD", "Sigmoid", "SoftmaxWithLoss",
-    "TwoLayerNet", "check_layer", "cross_entropy_error", "log_softmax", "numerical_diff",
-    "numerical_gradient", "rel_error", "sigmoid", "softmax", "train",
+    "AddLayer", "Affine", "DivLayer", "ExpLayer", "History", "IdentityWithLoss", "MulLayer", "MultiLayerNet", "Relu", "SGD", "Sigmoid", "SoftmaxWithLoss",
+    "Tanh", "TwoLayerNet", "check_layer", "cross_entropy_error", "epoch_batches", "init_std", "log_softmax", "numerical_diff",
+    "numerical_gradient", "rel_error", "sigmoid", "softmax", "train", "train_epoch",
 ]
 __version__ = "0.1.0"

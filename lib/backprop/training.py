@@ -1,4 +1,5 @@
-"""A small training loop that records loss and accuracy as it goes."""
+"""Training loops: one shuffled epoch (``train_epoch``) and a run that records loss and
+accuracy as it goes (``train``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,6 +25,31 @@ class History:
     eval_steps: list[int] = field(default_factory=list)
 
 
+def epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The row indices of one epoch: a fresh permutation of 0..n-1 cut into consecutive
+    batches of batch_size (the last one smaller if batch_size does not divide n)."""
+    order = rng.permutation(n)
+    return [order[start:start + batch_size] for start in range(0, n, batch_size)]
+
+
+def train_epoch(net, x: np.ndarray, t: np.ndarray, batch_size: int, lr: float,
+                rng: np.random.Generator) -> list[float]:
+    """One epoch of mini-batch SGD: every row of x is used exactly once, in a random order.
+
+    net: anything with ``params``, ``gradient(x, t)`` and ``last_layer.loss`` (a
+    TwoLayerNet). x: (N, D); t: (N,) labels or (N, C) one-hot; neither is changed.
+    rng: the generator that shuffles (``np.random.default_rng(seed)``).
+    Returns the loss of each batch, before its update; net.params is updated in place.
+    """
+    losses = []
+    for idx in epoch_batches(x.shape[0], batch_size, rng):
+        grads = net.gradient(x[idx], t[idx])
+        losses.append(float(net.last_layer.loss))
+        for key, grad in grads.items():
+            net.params[key] -= lr * grad
+    return losses
+
+
 def train(net, x_train: np.ndarray, t_train: np.ndarray,
           x_test: np.ndarray, t_test: np.ndarray, *,
           optimizer=None, steps: int = 10_000, batch_size: int = 100,
@@ -32,8 +58,9 @@ def train(net, x_train: np.ndarray, t_train: np.ndarray,
     """Train ``net`` by mini-batch SGD and return its History.
 
     net: anything with ``params``, ``gradient(x, t)``, ``loss`` and ``accuracy``
-    (a TwoLayerNet). Each step draws ``batch_size`` rows of x_train at random,
-    computes the gradient by backprop and lets ``optimizer`` (default
+    (a TwoLayerNet). Each epoch shuffles the rows of x_train (a new permutation per
+    epoch, drawn from ``np.random.default_rng(seed)``) and each step takes the next
+    ``batch_size`` of them (the last batch of an epoch may be smaller), computes the gradient by backprop and lets ``optimizer`` (default
     ``SGD(lr=0.1)``) update ``net.params`` in place. Every ``eval_every`` steps,
     starting at step 0, it measures train and test accuracy and calls
     ``on_eval(history)`` if given.
@@ -43,8 +70,11 @@ def train(net, x_train: np.ndarray, t_train: np.ndarray,
     history = History()
     n = x_train.shape[0]
     bar = tqdm(range(steps), disable=not progress, desc="training", unit="step")
+    batches: list[np.ndarray] = []
     for step in bar:
-        batch = rng.integers(0, n, size=batch_size)
+        if not batches:
+            batches = epoch_batches(n, batch_size, rng)[::-1]
+        batch = batches.pop()
         x_batch, t_batch = x_train[batch], t_train[batch]
         grads = net.gradient(x_batch, t_batch)
         optimizer.update(net.params, grads)

@@ -1,0 +1,122 @@
+"""MultiLayerNet: a fully connected classifier of any depth.
+
+Affine -> activation -> ... -> Affine -> activation -> Affine -> Softmax-with-Loss, with
+L = len(hidden_sizes) + 1 Affine layers. Shapes, with N the batch size, D = input_size,
+H_1 ... H_{L-1} = hidden_sizes, C = output_size (and H_0 = D, H_L = C):
+
+    x       (N, D)              t  class indices (N,) or one-hot (N, C)
+    W<l>    (H_{l-1}, H_l)      b<l> (H_l,)          for l = 1 ... L
+    scores  (N, C)              loss: a float
+
+Initial weights are Gaussian with standard deviation ``weight_init``: "he" gives
+sqrt(2 / H_{l-1}) (for ReLU), "xavier" sqrt(1 / H_{l-1}) (for sigmoid and tanh), a float
+gives that value for every layer. Biases start at 0.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .activations import Relu, Sigmoid, Tanh
+from .affine import Affine
+from .gradcheck import numerical_gradient
+from .losses import SoftmaxWithLoss
+from .network import Parameters
+
+ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}
+
+
+def init_std(n_in: int, weight_init: str | float) -> float:
+    """The standard deviation of a layer's initial weights, for n_in inputs per unit."""
+    if isinstance(weight_init, str):
+        kind = weight_init.lower()
+        if kind == "he":
+            return float(np.sqrt(2.0 / n_in))
+        if kind == "xavier":
+            return float(np.sqrt(1.0 / n_in))
+        raise ValueError(f"weight_init must be 'he', 'xavier' or a number, not {weight_init!r}")
+    return float(weight_init)
+
+
+class MultiLayerNet:
+    """A fully connected network with ``len(hidden_sizes)`` hidden layers.
+
+    ``params`` maps ``W1 b1 ... WL bL`` to arrays; ``layers`` holds ``Affine1``,
+    ``Activation1``, ..., ``AffineL`` in order (one activation layer object per hidden
+    layer: each keeps its own forward state), and ``last_layer`` the loss layer.
+    """
+
+    def __init__(self, input_size: int, hidden_sizes: list[int], output_size: int,
+                 activation: str = "relu", weight_init: str | float = "he", *,
+                 seed: int | None = None, dtype: type = np.float64) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {activation!r}")
+        rng = np.random.default_rng(seed)
+        sizes = [input_size, *hidden_sizes, output_size]
+        self.n_layers = len(sizes) - 1
+        self.layers: OrderedDict[str, object] = OrderedDict()
+        values: dict[str, np.ndarray] = {}
+        for l in range(1, self.n_layers + 1):
+            n_in, n_out = sizes[l - 1], sizes[l]
+            std = init_std(n_in, weight_init)
+            values[f"W{l}"] = (std * rng.standard_normal((n_in, n_out))).astype(dtype)
+            values[f"b{l}"] = np.zeros(n_out, dtype=dtype)
+            self.layers[f"Affine{l}"] = Affine(None, None, need_dx=l > 1)
+            if l < self.n_layers:
+                self.layers[f"Activation{l}"] = ACTIVATIONS[activation]()
+        self.last_layer = SoftmaxWithLoss()
+        self.params = values
+
+    @property
+    def params(self) -> Parameters:
+        return self._params
+
+    @params.setter
+    def params(self, values: dict[str, np.ndarray]) -> None:
+        self._params = Parameters(self._bind)
+        for name, value in values.items():
+            self._params[name] = value
+
+    def _bind(self, name: str, value: np.ndarray) -> None:
+        setattr(self.layers[f"Affine{name[1:]}"], name[0], value)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, D). Returns class scores (N, C), before softmax."""
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
+        """x: (N, D); t: (N,) indices or (N, C) one-hot. Returns the mean loss."""
+        return self.last_layer.forward(self.predict(x), t)
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 10_000) -> float:
+        """Fraction of rows of x whose highest score is the target class."""
+        t = np.asarray(t)
+        labels = np.argmax(t, axis=1) if t.ndim == 2 else t
+        correct = 0
+        for start in range(0, x.shape[0], batch_size):
+            scores = self.predict(x[start:start + batch_size])
+            correct += int(np.sum(np.argmax(scores, axis=1) == labels[start:start + batch_size]))
+        return correct / x.shape[0]
+
+    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of the loss for every parameter, by backpropagation.
+
+        Returns a dict with the keys and shapes of ``params``.
+        """
+        self.loss(x, t)
+        dout = self.last_layer.backward(1.0)
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout)
+        grads = {}
+        for l in range(1, self.n_layers + 1):
+            affine = self.layers[f"Affine{l}"]
+            grads[f"W{l}"], grads[f"b{l}"] = affine.dW, affine.db
+        return grads
+
+    def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """The same gradients by central differences: slow, for checking only (float64)."""
+        return {name: numerical_gradient(lambda _: self.loss(x, t), param)
+                for name, param in self.params.items()}
