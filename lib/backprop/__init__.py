@@ -8,6 +8,7 @@ upstream gradient. Names follow *Deep Learning from Scratch*:
     affine       Affine
     losses       softmax, log_softmax, cross_entropy_error, SoftmaxWithLoss, IdentityWithLoss
     network      TwoLayerNet
+    autodiff     Tensor, Variable, GradientTape (reverse-mode autodiff, notebook 9)
     multilayer   MultiLayerNet, init_std
     optim        SGD
     training     train_epoch, epoch_batches, train, History
@@ -16,6 +17,7 @@ upstream gradient. Names follow *Deep Learning from Scratch*:
     data         load_mnist
 """
 from .activations import Relu, Sigmoid, Tanh, sigmoid
+from .autodiff import GradientTape, Tensor, Variable
 from .affine import Affine
 from .gradcheck import check_layer, numerical_diff, numerical_gradient, rel_error
 from .multilayer import MultiLayerNet, init_std
@@ -26,7 +28,7 @@ from .losses import IdentityWithLoss, SoftmaxWithLoss, cross_entropy_error, log_
 from .training import History, epoch_batches, train, train_epoch
 
 __all__ = [
-    "AddLayer", "Affine", "DivLayer", "ExpLayer", "History", "IdentityWithLoss", "MulLayer", "MultiLayerNet", "Relu", "SGD", "Sigmoid", "SoftmaxWithLoss",
+    "AddLayer", "Affine", "GradientTape", "Tensor", "Variable", "DivLayer", "ExpLayer", "History", "IdentityWithLoss", "MulLayer", "MultiLayerNet", "Relu", "SGD", "Sigmoid", "SoftmaxWithLoss",
     "Tanh", "TwoLayerNet", "check_layer", "cross_entropy_error", "epoch_batches", "init_std", "log_softmax", "numerical_diff",
     "numerical_gradient", "rel_error", "sigmoid", "softmax", "train", "train_epoch",
 ]
