@@ -1,7 +1,7 @@
-"""Activation layers: ReLU and Sigmoid.
+"""Activation layers: ReLU, Sigmoid and Tanh.
 
-Both are element-wise: ``x``, ``out``, ``dout`` and ``dx`` all share one shape
-(any shape). Neither layer changes its input or the upstream gradient.
+All are element-wise: ``x``, ``out``, ``dout`` and ``dx`` all share one shape
+(any shape). No layer changes its input or the upstream gradient.
 """
 from __future__ import annotations
 
@@ -50,3 +50,19 @@ class Sigmoid:
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout: shape of x. Returns dx = dout * out * (1 - out)."""
         return dout * self.out * (1.0 - self.out)
+
+
+class Tanh:
+    """out = tanh(x).  The local gradient is 1 - out**2, computed from the output."""
+
+    def __init__(self) -> None:
+        self.out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: array of any shape. Returns out, same shape, in (-1, 1)."""
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dout: shape of x. Returns dx = dout * (1 - out**2)."""
+        return dout * (1.0 - self.out ** 2)

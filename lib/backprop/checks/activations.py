@@ -1,4 +1,4 @@
-"""Checks for the activation layers (notebook 3): Relu, Sigmoid."""
+"""Checks for the activation layers (notebook 3): Relu, Sigmoid, Tanh."""
 from __future__ import annotations
 
 import numpy as np
@@ -60,9 +60,46 @@ def _sigmoid_suspects(i: dict, r: str) -> dict:
                                   d * x * (1 - x))}}
 
 
+def _collect_strictly(target, inp: dict) -> dict:
+    """collect_layer with overflow and invalid operations raised as errors: the layer must
+    work for any input (|x| = 800 included) without exp overflowing."""
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        return collect_layer(target, inp)
+
+
+_STABLE_HINT = {"forward": (
+    "run your forward by hand on a small array and read the error. A FloatingPointError "
+    "(overflow) means exp got too large an argument: compute from e = exp(-|x|), which "
+    "never overflows, and remember that np.where evaluates both of its branches")}
+
+
 check_sigmoid = define(
-    "sigmoid", title="Sigmoid", inputs=_sigmoid_inputs, collect=collect_layer,
+    "sigmoid", title="Sigmoid", inputs=_sigmoid_inputs, collect=_collect_strictly,
     disable=lambda: (activations.Sigmoid, activations.sigmoid),
     verify=lambda inp, obs: verify_layer(inp, obs, reference=_sigmoid, wrt=["x"],
-                                         suspects=_sigmoid_suspects),
+                                         suspects=_sigmoid_suspects, hints=_STABLE_HINT),
     doc="Sigmoid: forward(x) = 1 / (1 + exp(-x)); backward(dout) -> dout * y * (1 - y).")
+
+
+def _tanh_suspects(i: dict, r: str) -> dict:
+    x, d = i["forward" + r]["x"], i["dout" + r]
+    y = np.tanh(x)
+    return {"dx": {
+        "from_input": ("uses the input x in 1 - x**2; the local gradient of tanh is computed "
+                       "from y, the *output* of forward, which forward must keep",
+                       d * (1 - x ** 2)),
+        "not_squared": ("is dout * (1 - y): the derivative of tanh is not 1 - tanh; "
+                        "square the output", d * (1 - y)),
+        "sigmoid_rule": ("is dout * y * (1 - y), the sigmoid's rule; tanh has its own "
+                         "derivative: differentiate tanh and write it with y = tanh(x)",
+                         d * y * (1 - y)),
+    }}
+
+
+check_tanh = define(
+    "tanh", title="Tanh", inputs=_sigmoid_inputs, collect=_collect_strictly,
+    disable=lambda: (activations.Tanh,),
+    verify=lambda inp, obs: verify_layer(inp, obs, reference=lambda x: np.tanh(x), wrt=["x"],
+                                         suspects=_tanh_suspects, hints=_STABLE_HINT),
+    doc="Tanh: forward(x) = tanh(x); backward(dout) -> dout times tanh's derivative, "
+        "computed from the output.")
