@@ -60,6 +60,29 @@ def test_mul_add_layers_random(shape, seed):
         check_layer(layer, {"x": x, "y": y}, seed=seed).assert_ok()
 
 
+@given(shape=shapes, seed=st.integers(0, 2**32 - 1))
+def test_div_exp_layers_random(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    y = np.sign(rng.standard_normal(shape) + 1e-12) * (0.5 + np.abs(rng.standard_normal(shape)))
+    check_layer(bp.DivLayer(), {"x": x, "y": y}, seed=seed).assert_ok()
+    check_layer(bp.ExpLayer(), {"x": x}, seed=seed).assert_ok()
+    div, exp = bp.DivLayer(), bp.ExpLayer()
+    assert div.forward(x, y).shape == shape and exp.forward(x).shape == shape
+    dx, dy = div.backward(np.ones(shape))
+    assert dx.shape == dy.shape == shape and exp.backward(np.ones(shape)).shape == shape
+
+
+def test_sigmoid_from_nodes_matches_sigmoid(rng):
+    x = 3 * rng.standard_normal((4, 5))
+    mul, exp, add, div = bp.MulLayer(), bp.ExpLayer(), bp.AddLayer(), bp.DivLayer()
+    y = div.forward(1.0, add.forward(exp.forward(mul.forward(x, -1.0)), 1.0))
+    dout = rng.standard_normal(x.shape)
+    dx = mul.backward(exp.backward(add.backward(div.backward(dout)[1])[0]))[0]
+    s = bp.Sigmoid()
+    assert np.allclose(y, s.forward(x)) and np.allclose(dx, s.backward(dout))
+
+
 @given(shape=st.tuples(st.integers(2, 5), st.integers(1, 5), st.integers(1, 3)),
        seed=st.integers(0, 2**32 - 1))
 def test_activations_random(shape, seed):
@@ -193,3 +216,13 @@ def test_affine_without_dx(rng):
     dout = rng.standard_normal((4, 2))
     assert first.backward(dout) is None and full.backward(dout) is not None
     assert np.array_equal(first.dW, full.dW) and np.array_equal(first.db, full.db)
+
+
+def test_identity_with_loss_is_half_mse_with_gradient_y_minus_t_over_n(rng):
+    x, t = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    layer = bp.IdentityWithLoss()
+    assert layer.forward(x, t) == pytest.approx(0.5 * np.sum((x - t) ** 2) / 5)
+    numeric = numerical_gradient(lambda _: layer.forward(x, t), x)   # x perturbed in place
+    layer.forward(x, t)
+    assert rel_error(layer.backward(1.0), numeric) < 1e-7
+    assert np.allclose(layer.backward(2.5), 2.5 * (x - t) / 5)

@@ -26,16 +26,16 @@ def test_apple_values_and_grads():
     r = bw.graph_values("apple")
     assert r["output"] == "price"
     assert r["values"]["price"] == pytest.approx(220)
-    assert r["values"]["apple_price"] == pytest.approx(200)
+    assert r["values"]["apples_total"] == pytest.approx(200)
     g = r["grads"]
     assert (g["apple"], g["apple_num"], g["tax"]) == pytest.approx((2.2, 110, 200))
-    assert g["price"] == 1 and g["apple_price"] == pytest.approx(1.1)
+    assert g["price"] == 1 and g["apples_total"] == pytest.approx(1.1)
 
 
 def test_apple_orange_values_and_grads():
     r = bw.graph_values("apple_orange")
     assert r["values"]["price"] == pytest.approx(715)
-    assert r["values"]["all_price"] == pytest.approx(650)
+    assert r["values"]["fruit_total"] == pytest.approx(650)
     g = r["grads"]
     assert g["apple"] == pytest.approx(2.2)
     assert g["apple_num"] == pytest.approx(110)
@@ -233,10 +233,15 @@ def test_graph_labels_do_not_overlap(graph):
 
 
 def test_label_collision_check_finds_collisions():
-    """The check above is not vacuous: labels at the edges' midpoints do collide."""
+    """The check above is not vacuous: in a tighter layout, with labels at the edges'
+    midpoints, labels do collide."""
     import dataclasses
 
-    spec = dataclasses.replace(bw.GRAPHS["apple_orange"], label_at={})
+    tight = {"apple": (0.0, 4.4), "apple_num": (0.0, 3.0), "mul_apple": (3.0, 3.7),
+             "orange": (0.0, 1.6), "orange_num": (0.0, 0.2), "mul_orange": (3.0, 0.9),
+             "add": (6.0, 2.3), "tax": (6.0, 0.2), "mul_tax": (9.0, 2.3), "out": (11.6, 2.3)}
+    spec = dataclasses.replace(bw.GRAPHS["apple_orange"], pos=tight, figsize=(11.0, 5.2),
+                               label_at={})
     values, grads, _ = bw._evaluate(spec, None, None, None)
     assert _label_collisions(bw.draw_graph(spec, values, grads))
 
@@ -379,3 +384,50 @@ def test_live_training_view_with_train():
                        progress=False, on_eval=view.on_eval)
     assert view.calls == len(history.eval_steps) == 6
     assert view.progress.value == 50
+
+
+# --- notebook 1's naming and layout ---------------------------------------------------------
+
+def test_edges_are_named_as_in_notebook_1():
+    # notebook 1 calls 100 the apple price and 200 apples_total: the widget agrees
+    assert bw.GRAPHS["apple"].edges == ["apple", "apple_num", "tax", "apples_total", "price"]
+    assert bw.GRAPHS["apple_orange"].edges == ["apple", "apple_num", "orange", "orange_num",
+                                               "tax", "apples_total", "oranges_total",
+                                               "fruit_total", "price"]
+
+
+@pytest.mark.parametrize("graph", sorted(bw.GRAPHS))
+def test_labels_of_a_drawn_graph_are_apart(graph):
+    r = bw.graph_values(graph)
+    fig = bw.draw_graph(graph, r["values"], r["grads"])
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = [t for t in fig.axes[0].texts
+             if str(t.get_gid()).startswith(("value:", "grad:", "node-label:"))]
+    boxes = [(t.get_gid(), t.get_window_extent(renderer)) for t in texts]
+    assert len(boxes) >= 2 * len(bw.GRAPHS[graph].edges)
+    # labels closer than 12 pixels (at the widget's DPI) read as one crowded block
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1:]:
+            gap = max(box_a.x0 - box_b.x1, box_b.x0 - box_a.x1,
+                      box_a.y0 - box_b.y1, box_b.y0 - box_a.y1)
+            assert gap >= 12, f"{graph}: labels {a} and {b} are {gap:.0f} px apart"
+
+
+def test_table_header_cells_are_spaced():
+    # without padding the header reads "edgevalue" in the rendered table
+    import re
+    table = bw.graph_explorer("xyz").table.value
+    heads = re.findall(r"<th([^>]*)>(.*?)</th>", table)
+    assert [h for _, h in heads][:2] == ["edge", "value"]
+    assert all("padding" in style for style, _ in heads)
+
+
+def test_depth_verdict_judges_the_sizes_not_only_the_ratio():
+    from backprop.widgets import ACTIVATIONS, describe_depth
+    assert describe_depth(np.full(10, 1e23))[0] == "exploding"   # ratio 1, yet useless
+    assert describe_depth(np.full(10, 1e-35))[0] == "vanishing"
+    assert describe_depth(np.array([np.inf, 1.0]))[0] == "exploding"
+    assert describe_depth(np.linspace(1, 2, 10))[0] == "steady"
+    assert "tanh" in ACTIVATIONS

@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch
 
-from .activations import Relu, Sigmoid
+from .activations import Relu, Sigmoid, Tanh
 from .affine import Affine
 from .nodes import AddLayer, MulLayer
 
@@ -161,8 +161,8 @@ GRAPHS: dict[str, GraphSpec] = {
             GraphInput("tax", "tax", 1.1, 0.5, 2.0, 0.05),
         ),
         ops=(
-            GraphOp("mul_apple", "mul", ("apple", "apple_num"), "apple_price"),
-            GraphOp("mul_tax", "mul", ("apple_price", "tax"), "price"),
+            GraphOp("mul_apple", "mul", ("apple", "apple_num"), "apples_total"),
+            GraphOp("mul_tax", "mul", ("apples_total", "tax"), "price"),
         ),
         output="price",
         pos={"apple": (0.0, 2.2), "apple_num": (0.0, 0.6), "mul_apple": (3.2, 1.4),
@@ -181,17 +181,18 @@ GRAPHS: dict[str, GraphSpec] = {
             GraphInput("tax", "tax", 1.1, 0.5, 2.0, 0.05),
         ),
         ops=(
-            GraphOp("mul_apple", "mul", ("apple", "apple_num"), "apple_price"),
-            GraphOp("mul_orange", "mul", ("orange", "orange_num"), "orange_price"),
-            GraphOp("add", "add", ("apple_price", "orange_price"), "all_price"),
-            GraphOp("mul_tax", "mul", ("all_price", "tax"), "price"),
+            GraphOp("mul_apple", "mul", ("apple", "apple_num"), "apples_total"),
+            GraphOp("mul_orange", "mul", ("orange", "orange_num"), "oranges_total"),
+            GraphOp("add", "add", ("apples_total", "oranges_total"), "fruit_total"),
+            GraphOp("mul_tax", "mul", ("fruit_total", "tax"), "price"),
         ),
         output="price",
-        pos={"apple": (0.0, 4.4), "apple_num": (0.0, 3.0), "mul_apple": (3.0, 3.7),
-             "orange": (0.0, 1.6), "orange_num": (0.0, 0.2), "mul_orange": (3.0, 0.9),
-             "add": (6.0, 2.3), "tax": (6.0, 0.2), "mul_tax": (9.0, 2.3), "out": (11.6, 2.3)},
-        figsize=(11.0, 5.2),
-        label_at={"apple": 0.3, "apple_num": 0.3, "orange": 0.3, "orange_num": 0.3},
+        pos={"apple": (0.0, 6.0), "apple_num": (0.0, 4.0), "mul_apple": (3.4, 5.0),
+             "orange": (0.0, 2.0), "orange_num": (0.0, 0.0), "mul_orange": (3.4, 1.0),
+             "add": (6.8, 3.0), "tax": (6.8, 0.0), "mul_tax": (10.0, 3.0), "out": (12.8, 3.0)},
+        figsize=(12.0, 6.6),
+        label_at={"apple": 0.45, "apple_num": 0.45, "orange": 0.45, "orange_num": 0.45,
+                  "apples_total": 0.4, "oranges_total": 0.4, "tax": 0.3},
     ),
     "xyz": GraphSpec(
         name="xyz",
@@ -418,8 +419,9 @@ def _table_html(spec: GraphSpec, values: Mapping[str, Any], grads: Mapping[str, 
             f'<td class="bp-value" style="padding:1px 12px; color:{VALUE_COLOR}">{edge} = {v}</td>'
             f'<td class="bp-grad" style="padding:1px 12px; color:{GRAD_COLOR}">d {edge} = {g}'
             f"{mark}</td></tr>")
-    head = ('<tr><th style="text-align:left">edge</th><th style="text-align:left">value</th>'
-            f'<th style="text-align:left">gradient d edge = ∂{spec.output}/∂edge</th></tr>')
+    th = 'style="text-align:left; padding:1px 12px 1px 0"'
+    head = (f'<tr><th {th}>edge</th><th {th}>value</th>'
+            f'<th {th}>gradient d edge = ∂{spec.output}/∂edge</th></tr>')
     if error:
         status = (f'<div class="bp-status" style="color:#c0262d"><b>Error:</b> '
                   f"{html.escape(error)}</div>")
@@ -673,7 +675,7 @@ INITS: dict[str, Callable[[int], float]] = {
     "0.01": lambda n: 0.01,
     "1": lambda n: 1.0,
 }
-ACTIVATIONS: dict[str, type] = {"sigmoid": Sigmoid, "relu": Relu}
+ACTIVATIONS: dict[str, type] = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": Relu}
 
 
 def gradient_norms(depth: int, activation: str = "sigmoid", init: str = "Xavier (1/√n)",
@@ -715,25 +717,37 @@ def gradient_norms(depth: int, activation: str = "sigmoid", init: str = "Xavier 
     return norms, np.array(stds)
 
 
+# Sizes of ||dW|| a layer can learn from with an ordinary learning rate: far below, its
+# updates are lost (vanishing); far above, one step throws it away (exploding).
+LEARNABLE = (1e-6, 1e3)
+
+
 def describe_depth(norms: np.ndarray) -> tuple[str, str]:
-    """("vanishing" | "exploding" | "steady", a sentence comparing first and last layer)."""
-    first, last = norms[0], norms[-1]
+    """("vanishing" | "exploding" | "steady", a sentence on the layers' gradient sizes).
+
+    Judged on the sizes themselves as well as on the first/last ratio: a stack whose
+    every layer has ||dW|| near 1e23 (or 1e-35) keeps its ratio near 1 and learns nothing.
+    """
+    low, high = LEARNABLE
+    smallest, largest = float(np.min(norms)), float(np.max(norms))
+    size = f"||dW|| ranges from {smallest:.2g} to {largest:.2g}. "
+    if not np.all(np.isfinite(norms)) or largest > high:
+        return "exploding", size + ("Exploding gradients: one update of that size throws "
+                                    "the weights away.")
+    if largest < low:
+        return "vanishing", size + "Vanishing gradients: no layer gets an update that counts."
     if len(norms) == 1:
-        return "steady", "One layer: nothing to compare yet; add depth."
-    if last == 0 or not np.isfinite(first / last):
-        ratio_text = "incomparable"
-        kind = "vanishing"
-    else:
-        ratio = first / last
-        ratio_text = f"{ratio:.2g}"
-        kind = "vanishing" if ratio < 1e-2 else "exploding" if ratio > 1e2 else "steady"
-    text = (f"The gradient of layer 1 is {ratio_text} times that of layer {len(norms)}. ")
-    text += {
-        "vanishing": "Vanishing gradients: the first layers barely learn.",
-        "exploding": "Exploding gradients: the first layers get huge updates.",
-        "steady": "Gradients keep their size through the stack: every layer learns.",
-    }[kind]
-    return kind, text
+        return "steady", size + "One layer: nothing to compare yet; add depth."
+    first, last = norms[0], norms[-1]
+    if last == 0:
+        return "vanishing", size + "Vanishing gradients: the last layer gets none."
+    ratio = first / last
+    text = size + f"The gradient of layer 1 is {ratio:.2g} times that of layer {len(norms)}. "
+    if smallest < low or ratio < 1e-2:
+        return "vanishing", text + "Vanishing gradients: the first layers barely learn."
+    if ratio > 1e2:
+        return "exploding", text + "Exploding gradients: the first layers get huge updates."
+    return "steady", text + "Gradients keep a usable size through the stack: every layer learns."
 
 
 def draw_depth(norms: np.ndarray, stds: np.ndarray, activation: str, init: str) -> Figure:
@@ -804,7 +818,7 @@ def depth_explorer(depth: int = 10, activation: str = "sigmoid") -> DepthExplore
     """Gradients through a deep stack (an ``ipywidgets.VBox``; display it).
 
     ``depth`` blocks of Affine (64 units, weights from a fixed seed) and an
-    activation (sigmoid or relu). The plot shows ‖dW‖ of every layer on a log
+    activation (sigmoid, tanh or relu). The plot shows ‖dW‖ of every layer on a log
     scale, and the spread of every layer's output: with sigmoid the gradient
     shrinks layer by layer towards the input; relu with He scaling keeps it.
     """
