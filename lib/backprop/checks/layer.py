@@ -278,6 +278,13 @@ def _twice(report: LayerReport, obs: Mapping[str, Any], wrt: Sequence[str],
     report.add(Check("backward twice", True, "the same dout gives the same gradients"))
 
 
+def _subsets(names: list[str]) -> list[list[str]]:
+    """The non-empty subsets of names, largest first."""
+    found = [[n for i, n in enumerate(names) if mask >> i & 1]
+             for mask in range(1, 2 ** len(names))]
+    return sorted(found, key=len, reverse=True)
+
+
 def _second(report: LayerReport, inp: dict, obs: Mapping[str, Any],
             reference: Callable[..., Any], wrt: Sequence[str], params: Mapping[str, str],
             suspects: Suspects | None, threshold: float, stopped: str | None,
@@ -295,12 +302,14 @@ def _second(report: LayerReport, inp: dict, obs: Mapping[str, Any],
     if not bad:
         report.add(Check("second call", True, "a second batch gives right results too"))
         return
-    if inp.get("update"):
-        old = {**inp["init"], **inp["forward2"]}
-        stale = diagnose("out", obs.get("out2"), np.asarray(reference(**old)), threshold=threshold)
-        if stale.ok:
-            report.add(Check("second call", False, "after " + " and ".join(inp["update"])
-                             + " were changed in place (as an optimiser does), forward still "
+    update = inp.get("update") or {}
+    for stale in _subsets(list(update)):  # which parameters the layer kept copies of
+        values = {k: (v if k in stale else v + update.get(k, 0)) for k, v in inp["init"].items()}
+        guess = diagnose("out", obs.get("out2"),
+                         np.asarray(reference(**values, **inp["forward2"])), threshold=threshold)
+        if guess.ok:
+            report.add(Check("second call", False, "after " + " and ".join(stale)
+                             + (" was" if len(stale) == 1 else " were") + " changed in place (as an optimiser does), forward still "
                              "used the old values: keep the arrays themselves "
                              "(self.W = W), not copies", "copied_params"))
             return
