@@ -85,6 +85,17 @@ def snapshot(value: Any, _depth: int = 0) -> Any:
     return Opaque(type(value).__name__)
 
 
+def as_floats(value: Any) -> np.ndarray | None:
+    """A decoded value as a float64 array, or None if it is not numbers (verify's side:
+    what the kernel sent may be anything)."""
+    if value is None or isinstance(value, (str, dict, Raised, Opaque)):
+        return None
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
 def _to_json(value: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise ChannelError("nested too deeply")

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import multilayer
 from ..gradcheck import Check, LayerReport, diagnose, numerical_gradient
-from .channel import Raised, snapshot
+from .channel import as_floats, Raised, snapshot
 from .core import call, define, raised_check
 
 
@@ -26,13 +26,7 @@ def _num(value: Any) -> float | None:
     return float(arr) if arr.size == 1 else None
 
 
-def _arr(value: Any) -> np.ndarray | None:
-    if value is None or isinstance(value, (str, dict, Raised)):
-        return None
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
+_arr = as_floats
 
 
 # --- init_std -------------------------------------------------------------------------------

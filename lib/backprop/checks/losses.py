@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import losses
 from ..gradcheck import Check, LayerReport, numerical_gradient
-from .channel import Raised, snapshot
+from .channel import as_floats, Raised, snapshot
 from .core import call, define, raised_check
 from .layer import _same, collect_layer, verify_layer
 
@@ -65,14 +65,7 @@ check_softmax_with_loss = define(
 
 # --- shared helpers for the function checks ---------------------------------------------------
 
-def _array(value: Any) -> np.ndarray | None:
-    """value as a float64 array, or None if it is not numbers (what was sent may be anything)."""
-    if value is None or isinstance(value, (str, dict, Raised)):
-        return None
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
+_array = as_floats
 
 
 def _softmax_ref(x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import gradcheck
 from ..gradcheck import Check, LayerReport, diagnose
-from .channel import Raised, snapshot
+from .channel import as_floats, Raised, snapshot
 from .core import call, define, raised_check
 
 
@@ -183,13 +183,7 @@ def _grad_collect(target: Any, inp: dict) -> dict:
     return obs
 
 
-def _as_array(value: Any) -> np.ndarray | None:
-    if value is None or isinstance(value, (dict, str, Raised)):
-        return None
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
+_as_array = as_floats
 
 
 def _gradient_check(name: str, got: Any, expected: np.ndarray, named: dict,

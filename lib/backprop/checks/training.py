@@ -15,18 +15,11 @@ import numpy as np
 
 from .. import optim, training
 from ..gradcheck import Check, LayerReport
-from .channel import Raised, snapshot
+from .channel import as_floats, Raised, snapshot
 from .core import call, define, raised_check
 
 
-def _arr(value: Any) -> np.ndarray | None:
-    """value as a float64 array, or None if it is not numbers."""
-    if value is None or isinstance(value, (str, dict, Raised)):
-        return None
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
+_arr = as_floats
 
 
 def _close(a: Any, b: np.ndarray, tol: float = 1e-6) -> bool:
