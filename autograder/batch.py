@@ -307,9 +307,14 @@ def _grade_in_child(task: Task) -> dict:
             graded = course / "autograded" / task.learner / task.assignment / f"{nb_id}.ipynb"
             if graded.exists():
                 entry["autograded"] = graded.read_text()
+                # again on the graded notebook, where "locked" is the gradebook's word
+                result["flags"] += [f for f in suspicious(nbformat.reads(
+                    entry["autograded"], as_version=4)) if f not in result["flags"]]
                 meta = json.loads(entry["autograded"]).get("metadata", {}).get("autograder", {})
                 result["reasons"] += [f"{nb_id}: {p}" for p in meta.get("problems", [])]
                 result["reasons"] += [f"{nb_id}: {p}" for p in meta.get("cells", [])]
+                if meta.get("sandbox"):  # what the kernel ran in (jail.py)
+                    result["sandbox"] = meta["sandbox"]
                 if meta.get("problems"):
                     result["status"] = "partial"
             html = course / "feedback" / task.learner / task.assignment / f"{nb_id}.html"
@@ -381,7 +386,7 @@ def grade_task(task: Task) -> dict:
 
     The work runs in a forked child in a session of its own. On the deadline the whole
     session is killed; the grading kernel, started by the child with a parent-death
-    signal, goes with it.
+    signal, goes with it. So does it when the worker stops (:func:`_stop_children`).
     """
     t0 = time.monotonic()
     # The scratch course lives in the batch's work folder (hidden from every kernel) and is
@@ -396,15 +401,86 @@ def grade_task(task: Task) -> dict:
         shutil.rmtree(task.options["scratch"], ignore_errors=True)
 
 
+_CHILDREN: dict[int, str] = {}  # grading children running in this process -> scratch folder
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(sig: int) -> None:
+    """Have Linux send sig to this process when its parent ends."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL pid's session and every process below pid, each stopped first so that none
+    forks away. Below are the kernels' bwrap: a sandbox caught while bwrap still sets it up
+    would miss its parent-death signal, so it is killed here by name, not by inheritance;
+    a jailed kernel is PID 1 of its namespace: whatever runs inside goes with it."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            os.kill(p, signal.SIGSTOP)
+        except (ProcessLookupError, PermissionError):
+            continue
+        found.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            tasks = []
+        for tid in tasks:  # a child belongs to the thread that started it
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo += [int(c) for c in f.read().split() if int(c) not in found]
+            except (OSError, ValueError):
+                pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for p in found:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _stop_children() -> None:
+    """Kill every grading child of this process with all it started (kernels and their
+    jails included), wait for them, and remove their scratch folders."""
+    for pid, scratch in list(_CHILDREN.items()):
+        _kill_tree(pid)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        shutil.rmtree(scratch, ignore_errors=True)
+        _CHILDREN.pop(pid, None)
+
+
+def _stop_worker(signum, frame) -> None:
+    """SIGTERM in a worker: the batch is stopping. Its grading child goes, then it ends."""
+    _stop_children()
+    os._exit(128 + signum)
+
+
 def _fork_and_grade(task: Task, t0: float) -> dict:
     rfd, wfd = os.pipe()
+    worker = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child
         status = 0
         try:
             os.close(rfd)
             os.setsid()
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _die_with_parent(signal.SIGKILL)
+            if os.getppid() != worker:  # the worker was stopped while forking
+                os._exit(1)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
             try:
                 result = _grade_in_child(task)
             except BaseException:
@@ -421,6 +497,7 @@ def _fork_and_grade(task: Task, t0: float) -> dict:
         finally:
             os._exit(status)
     os.close(wfd)
+    _CHILDREN[pid] = task.options["scratch"]
     chunks, deadline, timed_out = [], t0 + float(task.options.get("timeout") or 900), False
     try:
         while True:
@@ -437,11 +514,9 @@ def _fork_and_grade(task: Task, t0: float) -> dict:
     finally:
         os.close(rfd)
     if timed_out:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_tree(pid)
     _, status = os.waitpid(pid, 0)
+    _CHILDREN.pop(pid, None)
     seconds = time.monotonic() - t0
     if timed_out:
         return _failed(task, "timeout", f"grading took longer than {task.options.get('timeout')}"
@@ -454,31 +529,6 @@ def _fork_and_grade(task: Task, t0: float) -> dict:
         return _failed(task, "error", f"the grading process died ({why})", seconds)
 
 
-def start_zygote() -> str | None:
-    """A kernel zygote for this worker (zygote.py); its socket is handed to the children's
-    GuardedExecute through $AUTOGRADER_ZYGOTE. None (and kernels start from scratch) if it
-    does not come up."""
-    import multiprocessing.util
-    import subprocess
-    if os.environ.get("AUTOGRADER_NO_ZYGOTE"):
-        return None
-    folder = tempfile.mkdtemp(prefix="autograder-zygote-")
-    path = os.path.join(folder, "s")
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py")), path],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-
-    def stop():
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(folder, ignore_errors=True)
-    multiprocessing.util.Finalize(None, stop, exitpriority=10)
-    ready, _, _ = select.select([proc.stdout], [], [], 60)
-    if not ready or proc.stdout.readline().strip() != b"READY":
-        return None
-    os.environ["AUTOGRADER_ZYGOTE"] = path
-    return path
-
-
 def _warm_up() -> None:
     """Pool initializer: do once, before the forks, what every child would do first.
 
@@ -487,6 +537,8 @@ def _warm_up() -> None:
     already in memory instead of paying for it again.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    signal.signal(signal.SIGTERM, _stop_worker)   # and stops the workers with SIGTERM
+    _die_with_parent(signal.SIGTERM)
     import nbformat
     from nbconvert.exporters import HTMLExporter
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -495,9 +547,8 @@ def _warm_up() -> None:
     from nbgrader.coursedir import CourseDirectory
 
     from . import notebooks  # noqa: F401
-    from .execute import namespaces_available
-    namespaces_available()  # probed once here, not in every child
-    start_zygote()
+    from . import jail
+    jail.status(os.environ.get("AUTOGRADER_BWRAP", "bwrap"))  # probed here, not in each child
     cfg = course_config()
     try:
         from nbgrader.api import Gradebook
@@ -645,8 +696,15 @@ def merge(url: str, out: Path, result: dict, cells: dict) -> dict:
         reasons.append("flagged for review: " + ", ".join(result["flags"]))
     row.update(score=round(total, 6), max_score=max_total, status=result["status"],
                reason="; ".join(reasons), seconds=round(result.get("seconds", 0.0), 1),
-               digest=result.get("digest", ""))
+               digest=result.get("digest", ""),
+               sandbox=result.get("sandbox") or sandbox_status())
     return row
+
+
+def sandbox_status() -> str:
+    """What grading kernels run in here: "bwrap", or "none (why not)" (jail.py)."""
+    from . import jail
+    return jail.status(os.environ.get("AUTOGRADER_BWRAP", "bwrap"))[1]
 
 
 def write_csv(out: Path, state: Path) -> Path:
@@ -659,7 +717,8 @@ def write_csv(out: Path, state: Path) -> Path:
                 columns.append(key)
     rows.sort(key=lambda r: (r["assignment"], r["learner"]))
     path = out / "grades.csv"
-    fields = ["learner", "assignment", "score", "max_score", *columns, "status", "reason"]
+    fields = ["learner", "student_id", "assignment", "score", "max_score", *columns, "status",
+              "reason", "sandbox"]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fields, extrasaction="ignore")
         w.writeheader()
@@ -686,22 +745,91 @@ def run(submissions: Path, opts: Options, executor: cf.Executor | None = None) -
     say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, flush=True))
 
     import nbgrader.apps.api  # noqa: F401  (before the workers fork: they inherit it)
+    sandbox = sandbox_status()
+    if sandbox != "bwrap":
+        say(f"WARNING: grading kernels are NOT sandboxed here: {sandbox}. Learner code "
+            "can read and write what this user can; install bubblewrap (bwrap).")
     own = executor is None
-    if own:  # the workers start their zygotes while the template is made
-        executor = cf.ProcessPoolExecutor(max_workers=max(1, opts.jobs), initializer=_warm_up)
-        for _ in range(max(1, opts.jobs)):
-            executor.submit(int)
-    try:
-        return _run(submissions, opts, executor, out, state, say, t_start)
-    finally:
-        if own:
-            executor.shutdown(wait=True, cancel_futures=True)
+    stopped = False
+    with _StopOnSignals():
+        try:
+            if own:  # the workers warm up while the template is made
+                executor = cf.ProcessPoolExecutor(max_workers=max(1, opts.jobs),
+                                                  initializer=_warm_up)
+                for _ in range(max(1, opts.jobs)):
+                    executor.submit(int)
+            return _run(submissions, opts, executor, out, state, say, t_start)
+        except _Stopped as stop:
+            stopped = True
+            _stop_workers(executor)
+            name = signal.Signals(stop.signum).name
+            say(f"\nstopped by {name}: grading processes and kernels ended, temporary "
+                "folders removed. Run the same command again to go on: learners already "
+                "graded are skipped.")
+            raise SystemExit(128 + stop.signum) from None
+        finally:
+            if own and executor is not None:
+                executor.shutdown(wait=not stopped, cancel_futures=True)
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGINT reached the batch (raised in the main thread)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _StopOnSignals:
+    """While active, SIGTERM and SIGINT (Ctrl-C) raise :class:`_Stopped` in the main thread;
+    once one arrived, more of them are ignored while the batch cleans up."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __enter__(self):
+        self.old, self.fired = {}, False
+        try:
+            for sig in self.SIGNALS:
+                self.old[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.fired:
+            return
+        self.fired = True
+        raise _Stopped(signum)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _stop_workers(executor) -> None:
+    """End the workers (each kills its grading child, the kernel with it, and removes the
+    child's scratch folder) within a few seconds, and any grading child of this process."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    for p in procs:
+        try:
+            os.kill(p.pid, signal.SIGTERM)
+        except (ProcessLookupError, TypeError):
+            pass
+    deadline = time.monotonic() + 4.0
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join(1.0)
+    _stop_children()  # a thread executor's children are this process's own
 
 
 def _run(submissions, opts, executor, out, state, say, t_start) -> int:
     from tqdm import tqdm
 
-    from .collect import collect, open_submissions
+    from .collect import CollectError, collect, open_submissions
     tmpl = make_template(opts.assignment, state)
     cells = assignment_cells(tmpl / "gradebook.db", opts.assignment)
     url = ensure_output_course(out, opts.assignment, tmpl)
@@ -709,8 +837,12 @@ def _run(submissions, opts, executor, out, state, say, t_start) -> int:
     work = Path(tempfile.mkdtemp(prefix="autograder-batch-"))
     kernels = Path(tempfile.mkdtemp(prefix="autograder-kernels-"))  # not hidden: kernels live here
     try:
-        folder = open_submissions(submissions.resolve(), work)
-        found, unmatched = collect(folder, list(cells), opts.regexp)
+        try:
+            opened = open_submissions(submissions.resolve(), work / "collect")
+            found, unmatched = collect(opened, list(cells), opts.regexp)
+        except CollectError as exc:  # SUBMISSIONS itself: nothing to grade, say why
+            print(f"python -m autograder grade: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
         for note in unmatched:
             say(f"warning: {note}")
         hide = sorted({str(out), str(source_dir()), str(submissions.resolve()), str(work),
@@ -724,11 +856,25 @@ def _run(submissions, opts, executor, out, state, say, t_start) -> int:
         tasks, skipped = [], 0
         records = state / "records" / opts.assignment
         records.mkdir(parents=True, exist_ok=True)
+        # Task.learner is the learner's nbgrader id (collect.student_id: safe in paths, globs
+        # and the gradebook); grades.csv shows the name as handed in (names[id]).
+        names, refused = {}, []
         for learner, entry in sorted(found.items()):
-            notebooks = {nb: (entry.files[nb].read_bytes() if nb in entry.files else None)
-                         for nb in cells}
+            sid = entry.folder
+            names[sid] = learner
+            notebooks = entry.read(list(cells))      # None: not handed in, or refused
             digest = _digest(notebooks)
-            rec = records / f"{learner}.json"
+            task = Task(sid, opts.assignment, notebooks, entry.timestamp, str(tmpl), hide,
+                        options, entry.notes, digest)
+            if entry.refused(notebooks):  # all it handed in was refused: no kernel needed
+                row = merge(url, out, _failed(task, "invalid", "nothing that could be graded "
+                                              "was handed in", 0.0), cells)
+                row.update(learner=learner, student_id=sid,
+                           _columns=[gid for nb in cells.values() for gid, _ in nb])
+                (records / f"{sid}.json").write_text(json.dumps(row, indent=1))
+                refused.append((learner, row["status"], row["reason"]))
+                continue
+            rec = records / f"{sid}.json"
             if rec.exists() and not opts.force:
                 try:
                     if json.loads(rec.read_text()).get("digest") == digest:
@@ -736,18 +882,14 @@ def _run(submissions, opts, executor, out, state, say, t_start) -> int:
                         continue
                 except ValueError:
                     pass
-            ts = None
-            for nb in entry.times.values():
-                if not re.fullmatch(r"[0-9.]+", nb):
-                    ts = nb
-            tasks.append(Task(learner, opts.assignment, notebooks, ts, str(tmpl), hide, options,
-                              entry.notes, digest))
+            tasks.append(task)
+        opened.close()  # every notebook has been read
         say(f"{opts.assignment}: {len(found)} learners found, {len(tasks)} to grade"
             + (f", {skipped} already graded (--force grades them again)" if skipped else "")
             + f"; {opts.jobs} worker{'s' if opts.jobs != 1 else ''}")
 
         columns = [gid for nb in cells.values() for gid, _ in nb]
-        failed: list[tuple[str, str, str]] = []
+        failed: list[tuple[str, str, str]] = refused
         graded = 0
         futures = {executor.submit(grade_task, t): t for t in tasks}
         bar = tqdm(total=len(futures), unit="learner", disable=opts.quiet or not futures,
@@ -759,16 +901,20 @@ def _run(submissions, opts, executor, out, state, say, t_start) -> int:
             except Exception as exc:  # the executor itself failed for this one
                 result = _failed(task, "error", f"the worker failed: {exc!r}", 0.0)
             row = merge(url, out, result, cells)
+            row.update(learner=names.get(task.learner, task.learner), student_id=task.learner)
             row["_columns"] = columns
             (records / f"{task.learner}.json").write_text(json.dumps(row, indent=1))
             if row["status"] == "graded":
                 graded += 1
             else:
-                failed.append((task.learner, row["status"], row["reason"]))
+                failed.append((row["learner"], row["status"], row["reason"]))
             bar.set_postfix_str(f"{task.learner} {row['score']:g}/{row['max_score']:g}")
             bar.update()
         bar.close()
         csv_path = write_csv(out, state)
+    except _Stopped:  # the workers go first: nothing is writing in these folders after
+        _stop_workers(executor)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(kernels, ignore_errors=True)
@@ -780,4 +926,22 @@ def _run(submissions, opts, executor, out, state, say, t_start) -> int:
         say(f"  {learner}: {status}: {reason}")
     say(f"grades: {csv_path}\ngradebook: {out / 'gradebook.db'} "
         f"(cd {out} && nbgrader formgrader / nbgrader export)")
+    unjailed = _unsandboxed(state / "records" / opts.assignment)
+    if unjailed:
+        say(f"WARNING: {sum(unjailed.values())} learner(s) graded WITHOUT a sandbox: "
+            + "; ".join(f"{why}: {n}" for why, n in unjailed.items())
+            + " (the sandbox column of grades.csv)")
     return sum(1 for _, status, _ in failed if status == "error")
+
+
+def _unsandboxed(records: Path) -> dict[str, int]:
+    """How many recorded learners were graded by kernels without the jail, by reason."""
+    counts: dict[str, int] = {}
+    for rec in records.glob("*.json"):
+        try:
+            why = json.loads(rec.read_text()).get("sandbox")
+        except ValueError:
+            continue
+        if why and why != "bwrap":
+            counts[why] = counts.get(why, 0) + 1
+    return counts

@@ -4,10 +4,13 @@
 (see nbgrader_config.py), so ``nbgrader autograde`` and ``python -m autograder grade``
 both use it. On top of nbgrader's behaviour it
 
-* starts the kernel through launcher.py (:class:`GuardedKernelManager`): memory and file
-  size limits, no network and hidden course folders where the OS allows, killed with the
-  grader, in a working folder of its own that holds the assignment's data files but no
-  notebook (the sanitised notebook, with its hidden tests, stays out of reach);
+* starts the kernel through launcher.py (:class:`GuardedKernelManager`) inside a jail of
+  its own (jail.py: bubblewrap; new namespaces, no network, a read-only system, nothing of
+  the course but what it needs, the exercise's reference implementation taken out
+  (redact.py), a private size-limited /tmp), with memory and file size limits, killed with
+  the grader, in a working folder that holds the assignment's data files but no notebook
+  (the sanitised notebook, with its hidden tests, stays out of reach). Without bwrap the
+  kernel runs with the limits and the guard only, and the notebook's metadata says so;
 * before every graded test cell, has the guard restore numpy, backprop, builtins and the
   IPython machinery (guard.py), and checks the guard's signed answer; a cell whose guard
   fails is not run and scores nothing, with the reason as its error;
@@ -26,7 +29,6 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from queue import Empty
@@ -40,6 +42,8 @@ from traitlets import Bool, Integer, List, Unicode, default
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
 
+from . import jail, redact
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAUNCHER = os.path.join(HERE, "launcher.py")
 
@@ -49,47 +53,24 @@ def error_output(ename: str, evalue: str) -> dict:
                       traceback=[f"\x1b[0;31m{ename}\x1b[0m: {evalue}"])
 
 
-_NAMESPACES_OK: bool | None = None
-
-
-
-def _kernel_code_in(folder: str) -> bool:
-    """Whether anything the grading kernel loads (this package, the interpreter's prefix,
-    numpy, ipykernel, backprop) lives inside folder: a private mount there would hide it."""
-    import importlib.util
-
-    folder = os.path.realpath(folder) + os.sep
-    needed = [os.path.dirname(os.path.abspath(__file__)), sys.prefix, sys.exec_prefix]
-    for name in ("numpy", "ipykernel", "backprop"):
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin:
-            needed.append(os.path.dirname(spec.origin))
-    return any(os.path.realpath(p).startswith(folder) for p in needed)
-
-
-def namespaces_available() -> bool:
-    """Whether this process may create network and mount namespaces (probed once, in a child)."""
-    global _NAMESPACES_OK
-    if _NAMESPACES_OK is None:
-        if not sys.platform.startswith("linux"):
-            _NAMESPACES_OK = False
-        else:
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - child
-                import ctypes
-                import ctypes.util
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-                os._exit(0 if libc.unshare(0x40000000 | 0x00020000) == 0 else 1)
-            _, status = os.waitpid(pid, 0)
-            _NAMESPACES_OK = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    return _NAMESPACES_OK
-
-
 class GuardedKernelManager(AsyncKernelManager):
-    """Starts ipykernel through launcher.py with the settings in ``sandbox``."""
+    """Starts ipykernel through launcher.py with the settings in ``sandbox``: inside the
+    jail described by ``jail`` (jail.py, bubblewrap) when there is one."""
 
-    sandbox: dict | None = None
+    sandbox: dict | None = None   # the launcher's settings
     private_dir: str | None = None
+    jail: dict | None = None      # jail.command's arguments, None: no jail
+    kernel_env: dict | None = None  # without a jail: the kernel's environment
+    _jail_fds: tuple[int, int, int] | None = None  # settings memfd, info pipe (read, write)
+    _jail_pid: int | None = None  # the jailed kernel, as this process sees it
+
+    async def _async_pre_start_kernel(self, **kw):
+        if self.sandbox and self.jail:
+            settings = os.memfd_create("grading-settings")
+            info_r, info_w = os.pipe()
+            self._jail_fds = (settings, info_r, info_w)
+            kw["pass_fds"] = tuple(kw.get("pass_fds", ())) + (settings, info_w)
+        return await super()._async_pre_start_kernel(**kw)
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
@@ -103,10 +84,60 @@ class GuardedKernelManager(AsyncKernelManager):
             return cmd
         if i < 2 or cmd[i - 1] != "-m":
             return cmd
-        fd, path = tempfile.mkstemp(prefix="settings-", suffix=".json", dir=self.private_dir)
-        with os.fdopen(fd, "w") as f:
-            json.dump({**self.sandbox, "parent": os.getpid()}, f)
-        return [cmd[0], LAUNCHER, path, *cmd[i + 1:]]
+        args = cmd[i + 1:]
+        settings = {**self.sandbox, "parent": os.getpid()}
+        if not self.jail:
+            fd, path = tempfile.mkstemp(prefix="settings-", suffix=".json", dir=self.private_dir)
+            with os.fdopen(fd, "w") as f:
+                json.dump(settings, f)
+            return [cmd[0], LAUNCHER, path, *args]
+        if "-f" in args:
+            args[args.index("-f") + 1] = jail.CONNECTION
+        with open(self.connection_file) as f:
+            connection = json.load(f)
+        settings["jail"] = {"connection": connection, "ip": jail.RUN + "/k",
+                            "connection_file": jail.CONNECTION, "stage": jail.STAGE,
+                            "work": jail.WORK, "home": jail.HOME}
+        fd, _, info_w = self._jail_fds
+        data = memoryview(json.dumps(settings).encode())
+        while data:
+            data = data[os.write(fd, data):]
+        os.lseek(fd, 0, os.SEEK_SET)
+        return jail.command(self.jail["bwrap"],
+                            [cmd[0], jail.CODE + "/launcher.py", jail.SETTINGS, *args],
+                            settings_fd=fd, info_fd=info_w,
+                            **{k: v for k, v in self.jail.items() if k != "bwrap"})
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        fds, self._jail_fds = self._jail_fds, None
+        try:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+        finally:
+            if fds:
+                os.close(fds[0])
+                os.close(fds[2])
+        if fds:
+            try:
+                pid = jail.read_info(fds[1])
+            finally:
+                os.close(fds[1])
+            if pid is None:
+                raise RuntimeError("the grading jail (bwrap) did not start: see the grading "
+                                   "log for bwrap's message")
+            self._jail_pid = pid
+            # the kernel's sockets, in its own /run/kernel, as the client reaches them (a
+            # short path: unix socket paths are limited to 107 bytes)
+            self.ip = f"/proc/{pid}/root{jail.RUN}/k"
+
+    async def _async_signal_kernel(self, signum: int) -> None:
+        if self._jail_pid and signum == signal.SIGINT:
+            # bwrap does not pass signals on: interrupt the kernel (it leads its own session)
+            try:
+                os.killpg(self._jail_pid, signum)
+            except ProcessLookupError:
+                pass
+            return
+        await super()._async_signal_kernel(signum)
 
     def _kill_group(self) -> None:
         pgid = getattr(self.provisioner, "pgid", None) if self.provisioner else None
@@ -115,10 +146,18 @@ class GuardedKernelManager(AsyncKernelManager):
                 os.killpg(pgid, signal.SIGKILL)
             except OSError:
                 pass
+        if self._jail_pid:  # PID 1 of the jail (still that pid?): everything in it ends too
+            try:
+                with open(f"/proc/{self._jail_pid}/status") as f:
+                    jailed = any(l.startswith("NSpid:") and l.split()[-1] == "1" for l in f)
+                if jailed:
+                    os.kill(self._jail_pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
-        # Whatever the kernel left running (subprocesses in its group) goes with it.
-        self._kill_group_pgid = getattr(self.provisioner, "pgid", None)
+        # Whatever the kernel left running (subprocesses in its group) goes with it; in the
+        # jail, killing bwrap ends the kernel's PID namespace and every process in it.
         try:
             await super().shutdown_kernel(now=now, restart=restart)
         finally:
@@ -175,11 +214,15 @@ class GuardedExecute(Execute):
         config=True)
     max_output_chars = Integer(100_000, help="Output a cell may produce before the rest is "
                                "dropped (-1: no limit).").tag(config=True)
+    max_record_chars = Integer(64 * 1024 * 1024, help="Characters of check records a test "
+                               "cell may publish for the grader to verify.").tag(config=True)
     max_restarts = Integer(3, help="Kernel restarts per notebook after a crash or a hang.").tag(
         config=True)
-    zygote = Unicode(help="Unix socket of a kernel zygote (zygote.py) to fork kernels from; "
-                     "default $AUTOGRADER_ZYGOTE, set by python -m autograder grade.").tag(
+    bwrap = Unicode(help="bubblewrap program for the kernel's jail (jail.py); empty: no jail "
+                    "(limits and the guard only). Default $AUTOGRADER_BWRAP, else bwrap.").tag(
         config=True)
+    scratch_mb = Integer(512, help="Size of the jailed kernel's private /tmp, which holds its "
+                         "$HOME and working folder, MiB.").tag(config=True)
     guard_timeout = Integer(10, help="Seconds the guard may take before a test cell.").tag(
         config=True)
 
@@ -187,9 +230,9 @@ class GuardedExecute(Execute):
         kwargs["kernel_manager_class"] = GuardedKernelManager
         super().__init__(*args, **kwargs)
 
-    @default("zygote")
-    def _zygote_default(self):
-        return os.environ.get("AUTOGRADER_ZYGOTE", "")
+    @default("bwrap")
+    def _bwrap_default(self):
+        return os.environ.get("AUTOGRADER_BWRAP", "bwrap")
 
     # --- kernel ----------------------------------------------------------------------------
 
@@ -218,41 +261,93 @@ class GuardedExecute(Execute):
         private = tempfile.mkdtemp(prefix="grading-kernel-",
                                    dir=os.environ.get("AUTOGRADER_KERNEL_DIR") or None)
         km.private_dir = private
+        km.connection_file = os.path.join(private, "kernel.json")
         self._guard_key = secrets.token_bytes(32) if self.guard_tests else None
         self._guard_module = "_grading_guard_" + secrets.token_hex(8)
-        isolate = self.isolate_network and namespaces_available()
-        zygote = self.zygote if self.zygote and os.path.exists(self.zygote) else None
-        hide = self._hidden_paths() + ([os.path.dirname(zygote)] if zygote else [])
-        if isolate:  # the kernel gets a network of its own: talk to it over unix sockets
-            km.transport = "ipc"
-            km.ip = os.path.join(private, "k")
+        hidden = self._hidden_paths()
+        bwrap, self._sandbox_status = jail.status(self.bwrap)
+        package, redacted = self._redacted_backprop(private)
+        audit = [p for p in hidden if not private.startswith(p + os.sep)]
+        if redacted and not bwrap:  # the real package is still on disk: refuse to open it
+            audit.append(package)
         km.sandbox = {
             "memory_mb": self.memory_limit_mb or None,
             "file_mb": self.file_limit_mb or None,
-            "isolate_network": isolate,
-            "hide_paths": [p for p in hide if not private.startswith(p + os.sep)]
-                          if namespaces_available() else [],
-            "audit_paths": [p for p in hide if not private.startswith(p + os.sep)],
-            # a /tmp of its own, holding only the kernel's folder: other learners' scratch
-            # courses and whatever else is in /tmp are out of sight
-            # (not when the kernel's own code lives in /tmp: a checkout or virtualenv there)
-            "private_tmp": [tempfile.gettempdir(), private]
-                           if namespaces_available() and not _kernel_code_in(tempfile.gettempdir())
-                           else None,
+            "audit_paths": audit,
             "guard": {"key": self._guard_key.hex(), "module": self._guard_module}
                      if self._guard_key else None,
-            "zygote": zygote,
         }
+        if bwrap:
+            # unix sockets: the jailed kernel has a network of its own. The kernel makes them
+            # in its /run/kernel; the manager points the client there once it knows the pid
+            km.transport = "ipc"
+            km.ip = os.path.join(private, "k")
+            km.jail = {"bwrap": bwrap, "stage": os.path.join(private, "work"),
+                       "code": {jail.CODE + "/launcher.py": LAUNCHER,
+                                jail.CODE + "/guard.py": os.path.join(HERE, "guard.py")},
+                       "library": os.path.dirname(package), "redacted": redacted,
+                       "hidden": hidden, "project": os.path.dirname(HERE),
+                       "network": not self.isolate_network, "tmp_mb": self.scratch_mb}
+        else:  # today's protections only: limits, the guard and its audit hook
+            home, tmp = os.path.join(private, "home"), os.path.join(private, "tmp")
+            env = jail.environment(home, tmp, jail.data_dir())
+            env["PATH"] = os.environ.get("PATH", env["PATH"])
+            if redacted:
+                env["PYTHONPATH"] = os.path.dirname(redacted)
+            km.kernel_env = env
         return km
 
+    def _redaction_names(self) -> set[str]:
+        """What this notebook has the learner build: the names the learner's answer cells
+        define, and the names the (trusted) test cells use that no locked cell of the
+        instructor's defines; minus what the instructor's cells import for the learner
+        (the layers a later notebook builds on)."""
+        names = set(getattr(self, "_learner_names", ()) or ())
+        given: set[str] = set()
+        used: set[str] = set()
+        nb = getattr(self, "nb", None)
+        for cell in nb.cells if nb is not None else []:
+            if cell.cell_type != "code" or utils.is_solution(cell) or not utils.is_locked(cell):
+                continue
+            tree = _parse(cell.source)
+            if tree is None:
+                continue
+            given |= _bound_names(tree)
+            if utils.is_grade(cell):
+                used |= {n.id for n in ast.walk(tree)
+                         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        return (names | used) - given
+
+    def _redacted_backprop(self, private: str) -> tuple[str, str | None]:
+        """(the backprop package's folder, a redacted copy of it or None): redact.py."""
+        import importlib.util
+        spec = importlib.util.find_spec("backprop")
+        package = os.path.dirname(os.path.realpath(spec.origin))
+        cache = os.environ.get("AUTOGRADER_KERNEL_DIR") or private
+        try:
+            copy = redact.redacted_package(package, self._redaction_names(), cache)
+        except Exception as exc:  # pragma: no cover - a broken package is graded as it is
+            self.log.warning("could not redact backprop: %s", exc)
+            copy = None
+        return package, (str(copy) if copy else None)
+
     async def async_start_new_kernel(self, **kwargs):
-        if self.sandbox and self.km is not None and getattr(self.km, "private_dir", None):
-            # A working folder of its own: the assignment's other files, never a notebook.
+        km = self.km
+        if self.sandbox and km is not None and getattr(km, "private_dir", None):
+            # A working folder of its own: the assignment's other files, never a notebook
+            # (in the jail, the kernel copies it into its private /tmp).
             src = self.resources.get("metadata", {}).get("path") or os.getcwd()
-            cwd = os.path.join(self.km.private_dir, "work")
+            cwd = os.path.join(km.private_dir, "work")
             shutil.copytree(src, cwd, ignore=shutil.ignore_patterns(
                 "*.ipynb", ".ipynb_checkpoints", "*.db", "*.sqlite"), dirs_exist_ok=True)
-            kwargs["cwd"] = cwd
+            if km.jail:
+                kwargs["cwd"] = km.private_dir
+            else:
+                kwargs["cwd"] = cwd
+                kwargs["env"] = dict(km.kernel_env)
+                for d in (km.kernel_env["HOME"], km.kernel_env["TMPDIR"]):
+                    os.makedirs(d, exist_ok=True)
+            self.nb.metadata.setdefault("autograder", {})["sandbox"] = self._sandbox_status
         self._kernel_started_at = time.monotonic()
         await super().async_start_new_kernel(**kwargs)
 
@@ -265,6 +360,7 @@ class GuardedExecute(Execute):
         self._dead_cells: set[int] = set()
         self._restarts = 0
         self._problems: list[str] = []
+        self._mistakes: dict[str, list[str]] = {}
         self._guard_key = None
         self._plan(nb)
         nb, resources = super().preprocess(nb, resources, km)
@@ -381,6 +477,7 @@ class GuardedExecute(Execute):
                     self._problems.append(self._gave_up)
                 return cell
         self._output_chars = 0
+        self._record_chars = 0
         self._output_truncated = False
         try:
             cell = await super().async_execute_cell(cell, cell_index, execution_count,
@@ -406,13 +503,33 @@ class GuardedExecute(Execute):
                                   f"{self._get_timeout(cell)} s and was interrupted")
         if is_test:
             await self._guard("after_test")
+            self._judge(cell)
         return cell
 
     execute_cell = run_sync(async_execute_cell)
 
+    def _judge(self, cell) -> None:
+        """Replace a test cell's outputs with the grader's own verdict (verdict.py)."""
+        from .verdict import judge
+        decided = judge(cell.source, list(cell.get("outputs", [])))
+        cell.outputs = decided.outputs
+        where = cell.metadata.get("nbgrader", {}).get("grade_id")
+        self._mistakes[where] = decided.mistakes
+        if decided.problem:
+            self._problems.append(f"cell {where}: {decided.problem}")
+
     # --- output cap while running --------------------------------------------------------------
 
     def output(self, outs, msg, display_id, cell_index):
+        from .verdict import is_record
+        if msg["msg_type"] == "display_data" and is_record(msg.get("content", {})):
+            # checks' records have a budget of their own: printing cannot crowd them out
+            size = len(str(msg["content"]["data"]))
+            used = getattr(self, "_record_chars", 0)
+            if used + size > self.max_record_chars:
+                return None
+            self._record_chars = used + size
+            return super().output(outs, msg, display_id, cell_index)
         limit = self.max_output_chars
         if limit is None or limit < 0 or msg["msg_type"] == "error":
             return super().output(outs, msg, display_id, cell_index)

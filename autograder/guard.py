@@ -408,7 +408,7 @@ class Guard:
 
 def _refuse(*args, **kwargs):
     raise RuntimeError("this exercise must be solved with your own code, "
-                       "not by running backprop's reference implementation")
+                       "not by calling backprop's reference implementation")
 
 
 def _blocked(what: str):
