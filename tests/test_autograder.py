@@ -87,11 +87,10 @@ WRONG = {
     "01_computational_graphs": {
         "mul_not_swapped": ([("mul_layer_impl", "dx = dout * self.y", "dx = dout * self.x"),
                              ("mul_layer_impl", "dy = dout * self.x", "dy = dout * self.y")],
-                            {"test_mul_backward", "test_apple_orange_graph"},
+                            {"test_mul_backward", "test_fan_out"},
                             "uses its own input: dz/dx is y and dz/dy is x"),
         "add_forward_multiplies": ([("add_layer_impl", "return x + y", "return x * y")],
-                                   {"test_add_forward", "test_add_backward",
-                                    "test_apple_orange_graph"},
+                                   {"test_add_forward", "test_fan_out"},
                                    "AddLayer: FAIL out"),
     },
     "03_activations": {
@@ -106,11 +105,12 @@ WRONG = {
     },
     "04_affine_layer": {
         "dW_transposed": ([("affine_impl", "self.dW = self.x.T @ dout", "self.dW = dout.T @ self.x")],
-                          {"test_affine_dw"}, "is transposed: dW = x.T @ dout"),
+                          {"test_affine_dw", "test_affine_nd_input"},
+                          "is the transpose of the right answer"),
         "x_at_dout": ([("affine_impl", "self.dW = self.x.T @ dout", "self.dW = self.x @ dout")],
                       {"test_affine_dx", "test_affine_dw", "test_affine_db",
                        "test_affine_nd_input", "test_affine_state"},
-                      "backward: raised ValueError: matmul"),
+                      "backward raised ValueError: matmul"),
         "db_not_summed": ([("affine_impl", "self.db = dout.sum(axis=0)", "self.db = dout")],
                           {"test_affine_db"}, "sum over the batch axis (axis=0)"),
         "db_mean": ([("affine_impl", "self.db = dout.sum(axis=0)", "self.db = dout.mean(axis=0)")],
@@ -118,13 +118,13 @@ WRONG = {
         "dx_not_reshaped": ([("affine_impl", "return dx.reshape(self.x_shape)", "return dx")],
                             {"test_affine_nd_input"}, "has shape (3, 8) but should have (3, 2, 2, 2)"),
         "W_copied": ([("affine_impl", "self.W = W\n", "self.W = W.copy()\n")],
-                     {"test_affine_state"}, "keep W and b, not copies"),
+                     {"test_affine_state"}, "keep the arrays themselves"),
     },
     "05_softmax_with_loss": {
         "softmax_no_max_shift": (
             [("softmax_impl", "shifted = x - np.max(x, axis=-1, keepdims=True)", "shifted = x")],
-            {"test_softmax_stable", "test_softmax_with_loss_stable"},
-            "subtract each row's own maximum"),
+            {"test_softmax_stable"},
+            "subtract each row's maximum"),
         "loss_backward_missing_N": (
             [("softmax_with_loss_impl", "return dout * (self.y - self.t) / batch_size",
               "return dout * (self.y - self.t)")],
@@ -210,9 +210,12 @@ def hostile_cases(assignment: str, release) -> dict[str, tuple[bytes, str]]:
     """learner -> (file contents, expectation). Expectations:
     'full': full marks; 'zeros': the same score as the learner 'control_zeros' (a wrong
     answer), the hostile part earning nothing; 'nothing': 0 points; 'timeout'."""
-    sol = [c.metadata.nbgrader["grade_id"] for c in release.cells
-           if c.metadata.get("nbgrader", {}).get("solution")][0]
     cls = {"04_affine_layer": "Affine", "01_computational_graphs": "MulLayer"}[assignment]
+    answers = [c for c in release.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    sol = next(c.metadata.nbgrader["grade_id"] for c in answers if f"class {cls}" in c.source)
+    # the assignment's other answer cells stay unanswered where a case replaces this one
+    others = {c.metadata.nbgrader["grade_id"]: c.source for c in answers
+              if c.metadata.nbgrader["grade_id"] != sol}
     mod = {"04_affine_layer": "affine", "01_computational_graphs": "nodes"}[assignment]
     # the control: forward right, backward all zeros (the gradient checks fail)
     if assignment == "04_affine_layer":
@@ -240,7 +243,7 @@ def hostile_cases(assignment: str, release) -> dict[str, tuple[bytes, str]]:
         data = nb_or_bytes if isinstance(nb_or_bytes, bytes) else dumps(nb_or_bytes)
         cases[name] = (data, expect)
 
-    add("control_zeros", filled(release, assignment, {sol: zeros}), "control")
+    add("control_zeros", filled(release, assignment, {**others, sol: zeros}), "control")
     add("invalid_json", b'{"cells": [ {"cell_type": "code", oops', "nothing")
     add("empty_file", b"", "nothing")
     add("nbformat_5", json.dumps({"nbformat": 5, "nbformat_minor": 0, "cells": [],
@@ -255,7 +258,7 @@ def hostile_cases(assignment: str, release) -> dict[str, tuple[bytes, str]]:
                 and "import numpy" not in c.source]
     add("deleted_tests", nb, "full")
     # Test cells emptied and given 100 points, 'grade' switched off, answer wrong: nothing gained.
-    nb = filled(release, assignment, {sol: zeros})
+    nb = filled(release, assignment, {**others, sol: zeros})
     for c in nb.cells:
         meta = c.metadata.get("nbgrader", {})
         if meta.get("grade") and not meta.get("solution"):
@@ -284,17 +287,19 @@ def hostile_cases(assignment: str, release) -> dict[str, tuple[bytes, str]]:
     crash.cells.insert(idx + 1, nbformat.v4.new_code_cell(
         "import ctypes\nctypes.string_at(0)  # segfault: the kernel dies"))
     add("segfault", crash, "full")
-    add("os_exit_in_backward", filled(release, assignment, {sol: ref.replace(
+    add("os_exit_in_backward", filled(release, assignment, {**others, sol: ref.replace(
         "def backward(self, dout):", "def backward(self, dout):\n        import os; os._exit(3)")}),
         "forward_only" if assignment == "04_affine_layer" else "some")
-    # A memory bomb, stopped by the kernel's memory cap; megabytes of printing, capped.
+    # A memory bomb, stopped by the kernel's memory cap (in the jail the kernel then dies in
+    # the next cells: a row with a reason, no more; see autograder/README.md); megabytes of
+    # printing, capped.
     add("memory_bomb", filled(release, assignment, append={sol: (
         "def bomb():\n    blocks = []\n    while True:\n"
-        "        blocks.append(bytearray(64 * 1024 * 1024))\nbomb()")}), "full")
+        "        blocks.append(bytearray(64 * 1024 * 1024))\nbomb()")}), "row")
     add("megabytes_of_printing", filled(release, assignment, append={sol: (
         "print('x' * 20_000_000)\nfor i in range(200_000):\n    print(i)")}), "full")
     # Monkeypatching numpy and the test helpers, with a wrong answer: nothing gained.
-    add("monkeypatch", filled(release, assignment, {sol: zeros + '''
+    add("monkeypatch", filled(release, assignment, {**others, sol: zeros + '''
 import numpy, numpy as np, backprop, backprop.gradcheck, backprop.checks
 np.allclose = lambda *a, **k: True
 np.isclose = lambda *a, **k: True
@@ -305,7 +310,7 @@ backprop.gradcheck.rel_error = lambda *a, **k: 0.0
 backprop.gradcheck.LayerReport.assert_ok = lambda self, *names: None
 backprop.gradcheck.diagnose.__code__ = (lambda *a, **k: backprop.gradcheck.Check("x", True, "ok")).__code__
 '''}), "zeros")
-    add("shadowed_names", filled(release, assignment, {sol: zeros + '''
+    add("shadowed_names", filled(release, assignment, {**others, sol: zeros + '''
 zip = lambda *a: []
 range = lambda *a: []
 all = lambda *a: True
@@ -317,7 +322,7 @@ def check_affine(*a, **k):
     return Fine()
 check_mul_layer = check_affine
 '''}), "zeros")
-    add("run_cell_hijack", filled(release, assignment, {sol: zeros + '''
+    add("run_cell_hijack", filled(release, assignment, {**others, sol: zeros + '''
 ip = get_ipython()
 _run_cell, _run_cell_async = ip.run_cell, ip.run_cell_async
 def _wrap(code):
@@ -335,14 +340,14 @@ async def run_cell_async(raw_cell, store_history=False, silent=False, shell_futu
                                  preprocessing_exc_tuple=None)
 ip.run_cell, ip.run_cell_async = run_cell, run_cell_async
 '''}), "zeros")
-    add("displayhook_credit", filled(release, assignment, {sol: zeros.replace(
+    add("displayhook_credit", filled(release, assignment, {**others, sol: zeros.replace(
         "def forward(self, x", "def forward(self, x").replace(
         "return x.reshape(", "import sys; sys.displayhook(1000)\n        return x.reshape(").replace(
         "return x * y", "import sys; sys.displayhook(1000)\n        return x * y")}), "zeros")
     # Handing the work to backprop's reference implementation: nothing.
-    add("delegate_subclass", filled(release, assignment, {sol: (
+    add("delegate_subclass", filled(release, assignment, {**others, sol: (
         f"import backprop\nclass {cls}(backprop.{cls}):\n    pass\n")}), "nothing")
-    add("delegate_code_copy", filled(release, assignment, {sol: f'''
+    add("delegate_code_copy", filled(release, assignment, {**others, sol: f'''
 import types, backprop
 from backprop import {mod}
 class {cls}:
@@ -351,15 +356,74 @@ for _name, _fn in vars({mod}.{cls}).items():
     if isinstance(_fn, types.FunctionType):
         setattr({cls}, _name, types.FunctionType(_fn.__code__, vars({mod}), _name, _fn.__defaults__))
 '''}), "nothing")
-    add("delegate_exec_source", filled(release, assignment, {sol: f'''
+    add("delegate_exec_source", filled(release, assignment, {**others, sol: f'''
 import inspect
 from backprop import {mod}
 exec(compile(inspect.getsource({mod}), {mod}.__file__, "exec"))
 '''}), "nothing")
+    # Code that runs while the checks call it: under grading the kernel only collects, so
+    # whatever it patches, traces or forges there, the verdict is reached outside.
+    add("patches_during_the_call", filled(release, assignment, {**others, sol: zeros.replace(
+        "    def backward(self, dout):", """    def backward(self, dout):
+        import numpy, backprop.gradcheck, backprop.checks.core as core, backprop.checks.layer as layer
+        numpy.allclose = numpy.array_equal = lambda *a, **k: True
+        backprop.gradcheck.rel_error = lambda *a, **k: 0.0
+        backprop.gradcheck.LayerReport.ok = property(lambda self: True)
+        backprop.gradcheck.LayerReport.assert_ok = lambda self, *n: None
+        core.judge_observed = lambda spec, made, observed: backprop.gradcheck.LayerReport("x")
+        layer.verify_layer = lambda *a, **k: backprop.gradcheck.LayerReport("x")""", 1)}),
+        "zeros")
+    add("trace_hook_edits_the_checker", filled(release, assignment, {**others, sol: zeros + '''
+import sys
+def _tracer(frame, event, arg):
+    if frame.f_code.co_filename.endswith(("gradcheck.py", "layer.py", "core.py")):
+        for name in ("ok", "err", "bad"):
+            if name in frame.f_locals:
+                frame.f_locals[name] = True if name == "ok" else ([] if name == "bad" else 0.0)
+        return _tracer
+    return None
+sys.settrace(_tracer)
+import threading; threading.settrace(_tracer)
+'''}), "zeros")
+    add("switches_the_refusal_off", filled(release, assignment, {**others, sol: f'''
+import backprop, types
+from backprop import {mod}
+_saved = {{k: v.__code__ for k, v in vars({mod}.{cls}).items() if isinstance(v, types.FunctionType)}}
+def _restore():
+    for k, code in _saved.items():
+        getattr({mod}.{cls}, k).__code__ = code
+class {cls}:
+    def __init__(self, *args):
+        _restore()
+        self._ref = {mod}.{cls}(*args)
+    def __getattr__(self, name):
+        _restore()
+        return getattr(self._ref, name)
+    def forward(self, *a):
+        _restore()
+        return self._ref.forward(*a)
+    def backward(self, dout):
+        _restore()
+        return self._ref.backward(dout)
+'''}), "nothing")
+    add("forges_records", filled(release, assignment, {**others, sol: zeros + '''
+import json
+import backprop.checks.core as core
+from IPython.display import display
+def _forged(self, *names):
+    record = {**self._record, "names": list(names), "observed": '{"out": 1, "grads": [0]}'}
+    for _ in range(3):
+        display({core.RECORD_MIME: json.dumps(record), "text/plain": "ok"}, raw=True)
+core.Pending.assert_ok = _forged
+print("Success! All tests passed.")
+'''}), "at_most_zeros")
+    add("leaves_grading_mode", filled(release, assignment, append={sol: (
+        "import os\nos.environ.pop('BACKPROP_CHECKS', None)\n"
+        "os.environ['BACKPROP_CHECKS'] = 'off'")}), "nothing")
     # Reading the hidden tests from disk, and printing them into the feedback.
     add("reads_hidden_tests", filled(release, assignment, append={sol: f'''
 import glob, os
-for pattern in ["{SOLUTIONS}/*/*.ipynb", "{REPO}/*.db", "../**/*.ipynb", "../../**/*.ipynb",
+for pattern in ["{SOLUTIONS}/*/*.ipynb", "{REPO}/*.db", "../*/*.ipynb", "../../*/*/*.ipynb",
                 "**/*.ipynb", "/tmp/*/course/*/*/*/*.ipynb", "/tmp/*/*/*.db", "/tmp/*/*.db",
                 "/tmp/*/*/out-*/*.db", "/tmp/*/*/*/out-*/*.db", "../../../*.db"]:
     for path in glob.glob(pattern, recursive=True)[:50]:
@@ -443,7 +507,7 @@ HOSTILE_IN = "04_affine_layer" if present("04_affine_layer") else "01_computatio
 # All assignments present; AUTOGRADER_TEST_ASSIGNMENTS="04_affine_layer ..." picks some.
 GRADED = [a for a in os.environ.get("AUTOGRADER_TEST_ASSIGNMENTS", "").split() or (
     "01_computational_graphs", "02_chain_rule", "03_activations", "04_affine_layer",
-    "05_softmax_with_loss", "06_two_layer_net", "07_training_mnist", "08_autodiff")
+    "05_softmax_with_loss", "06_two_layer_net", "07_training_mnist", "08_deep_networks", "09_autodiff")
     if present(a)]
 
 
@@ -611,6 +675,8 @@ def test_bad_and_hostile_submissions_each_get_a_row_a_score_and_a_reason(batches
             expectation if isinstance(expectation, str) else "", None)
         if expectation == "forward_only":
             want = b.max_points["test_affine_forward"]
+        if expectation == "at_most_zeros" and score > control:
+            problems.append(f"{learner}: {score} points, more than the control's {control}")
         if want is not None and score != want:
             problems.append(f"{learner}: {score} points, expected {want} ({expectation}); "
                             f"{row['status']}: {row['reason']}")
@@ -647,7 +713,7 @@ def test_hidden_tests_cannot_be_read_from_the_kernel(batches):
     autograded = (b.out / "autograded" / b.ids["reads_hidden_tests"] / b.assignment /
                   f"{b.assignment}.ipynb")
     cell = next(c for c in nbformat.read(autograded, as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("solution"))
+                if c.metadata.get("nbgrader", {}).get("solution") and "glob" in c.source)
     printed = "".join(o.get("text", "") for o in cell.outputs)
     assert "refused:" in printed or "[" in printed  # the code ran
     assert "BEGIN HIDDEN TESTS" not in printed
@@ -679,8 +745,8 @@ def test_csv_has_a_column_per_test_cell_and_the_summary_is_printed(batches):
     for b in batches.values():
         with open(b.out / "grades.csv", newline="") as f:
             header = next(csv.reader(f))
-        assert header[:4] == ["learner", "assignment", "score", "max_score"]
-        assert header[4:-2] == b.tests and header[-2:] == ["status", "reason"]
+        assert header[:5] == ["learner", "student_id", "assignment", "score", "max_score"]
+        assert header[5:-3] == b.tests and header[-3:] == ["status", "reason", "sandbox"]
         assert f"{b.assignment}: graded" in b.proc.stdout
         assert "grading" in b.proc.stderr  # the tqdm progress bar
 
@@ -717,7 +783,7 @@ def test_running_again_skips_graded_learners_and_a_timeout_is_a_row(batches, tmp
     # the kernel went with it: no grading kernel is left running
     time.sleep(1)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "autograder/launcher.py" not in ps
+    assert "autograder/launcher.py" not in ps and "/run/grading/launcher.py" not in ps
 
 
 def read_csv_text(text: str) -> dict[str, dict]:
