@@ -417,9 +417,9 @@ def _forged(self, *names):
 core.Pending.assert_ok = _forged
 print("Success! All tests passed.")
 '''}), "at_most_zeros")
-    add("leaves_grading_mode", filled(release, assignment, append={sol: (
-        "import os\nos.environ.pop('BACKPROP_CHECKS', None)\n"
-        "os.environ['BACKPROP_CHECKS'] = 'off'")}), "nothing")
+    add("leaves_grading_mode", filled(release, assignment, {**others, sol: ref + (
+        "\nimport os\nos.environ.pop('BACKPROP_CHECKS', None)\n"
+        "os.environ['BACKPROP_CHECKS'] = 'off'\n")}), "nothing")
     # Reading the hidden tests from disk, and printing them into the feedback.
     add("reads_hidden_tests", filled(release, assignment, append={sol: f'''
 import glob, os
