@@ -16,8 +16,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +27,8 @@ from pathlib import Path
 import pytest
 
 from conftest import MNIST_FILES, REPO, shared_mnist_dir
+from helpers import free_port as _free_port
+from helpers import stop_group as _stop
 
 pytestmark = pytest.mark.browser
 
@@ -67,28 +67,6 @@ class Lab:
                 self.api(f"/api/sessions/{session['id']}", method="DELETE")
             except urllib.error.HTTPError:
                 pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End the server we started: its process group (it and its kernels), by its own id."""
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,8 @@ import numpy as np
 
 from .activations import Relu, Sigmoid, Tanh
 from .affine import Affine
-from .gradcheck import numerical_gradient
 from .losses import SoftmaxWithLoss
-from .network import Parameters
+from .network import LayerStack, Parameters
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}
 
@@ -39,7 +38,7 @@ def init_std(n_in: int, weight_init: str | float) -> float:
     return float(weight_init)
 
 
-class MultiLayerNet:
+class MultiLayerNet(LayerStack):
     """A fully connected network with ``len(hidden_sizes)`` hidden layers.
 
     ``params`` maps ``W1 b1 ... WL bL`` to arrays; ``layers`` holds ``Affine1``,
@@ -81,26 +80,6 @@ class MultiLayerNet:
     def _bind(self, name: str, value: np.ndarray) -> None:
         setattr(self.layers[f"Affine{name[1:]}"], name[0], value)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, D). Returns class scores (N, C), before softmax."""
-        for layer in self.layers.values():
-            x = layer.forward(x)
-        return x
-
-    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
-        """x: (N, D); t: (N,) indices or (N, C) one-hot. Returns the mean loss."""
-        return self.last_layer.forward(self.predict(x), t)
-
-    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 10_000) -> float:
-        """Fraction of rows of x whose highest score is the target class."""
-        t = np.asarray(t)
-        labels = np.argmax(t, axis=1) if t.ndim == 2 else t
-        correct = 0
-        for start in range(0, x.shape[0], batch_size):
-            scores = self.predict(x[start:start + batch_size])
-            correct += int(np.sum(np.argmax(scores, axis=1) == labels[start:start + batch_size]))
-        return correct / x.shape[0]
-
     def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients of the loss for every parameter, by backpropagation.
 
@@ -115,8 +94,3 @@ class MultiLayerNet:
             affine = self.layers[f"Affine{l}"]
             grads[f"W{l}"], grads[f"b{l}"] = affine.dW, affine.db
         return grads
-
-    def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-        """The same gradients by central differences: slow, for checking only (float64)."""
-        return {name: numerical_gradient(lambda _: self.loss(x, t), param)
-                for name, param in self.params.items()}

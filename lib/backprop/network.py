@@ -59,7 +59,41 @@ class Parameters(MutableMapping):
         return f"Parameters({shapes})"
 
 
-class TwoLayerNet:
+class LayerStack:
+    """What every network of the course shares: ``layers`` (run in order) and
+    ``last_layer`` (the loss), ``params`` by name. Subclasses build them and add
+    ``gradient``."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, D). Returns class scores (N, C), before softmax."""
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
+        """x: (N, D); t: (N,) indices or (N, C) one-hot. Returns the mean loss."""
+        return self.last_layer.forward(self.predict(x), t)
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 10_000) -> float:
+        """Fraction of rows of x whose highest score is the target class."""
+        t = np.asarray(t)
+        labels = np.argmax(t, axis=1) if t.ndim == 2 else t
+        correct = 0
+        for start in range(0, x.shape[0], batch_size):
+            scores = self.predict(x[start:start + batch_size])
+            correct += int(np.sum(np.argmax(scores, axis=1) == labels[start:start + batch_size]))
+        return correct / x.shape[0]
+
+    def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """The same gradients by central differences: slow, for checking only.
+
+        Needs float64 parameters (``dtype=np.float64``, the default).
+        """
+        return {name: numerical_gradient(lambda _: self.loss(x, t), param)
+                for name, param in self.params.items()}
+
+
+class TwoLayerNet(LayerStack):
     """A two-layer fully connected classifier with ReLU, trained by backprop.
 
     ``params`` maps ``W1 b1 W2 b2`` to arrays; ``layers`` holds ``Affine1``,
@@ -103,26 +137,6 @@ class TwoLayerNet:
         layer, attr = self._owners[name]
         setattr(self.layers[layer], attr, value)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, D). Returns class scores (N, C), before softmax."""
-        for layer in self.layers.values():
-            x = layer.forward(x)
-        return x
-
-    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
-        """x: (N, D); t: (N,) indices or (N, C) one-hot. Returns the mean loss."""
-        return self.last_layer.forward(self.predict(x), t)
-
-    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 10_000) -> float:
-        """Fraction of rows of x whose highest score is the target class."""
-        t = np.asarray(t)
-        labels = np.argmax(t, axis=1) if t.ndim == 2 else t
-        correct = 0
-        for start in range(0, x.shape[0], batch_size):
-            scores = self.predict(x[start:start + batch_size])
-            correct += int(np.sum(np.argmax(scores, axis=1) == labels[start:start + batch_size]))
-        return correct / x.shape[0]
-
     def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients of the loss for every parameter, by backpropagation.
 
@@ -136,11 +150,3 @@ class TwoLayerNet:
         for name, (layer, attr) in self._owners.items():
             grads[name] = getattr(self.layers[layer], "d" + attr)
         return grads
-
-    def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-        """The same gradients by central differences: slow, for checking only.
-
-        Needs float64 parameters (``dtype=np.float64``, the default).
-        """
-        return {name: numerical_gradient(lambda _: self.loss(x, t), param)
-                for name, param in self.params.items()}
