@@ -48,6 +48,7 @@ UID = GID = 65534
 RUN = "/run/kernel"          # inside: settings, connection file, the kernel's sockets
 CODE = "/run/grading"        # inside: launcher.py and guard.py
 STAGE = "/run/assignment"    # inside: the assignment's files, copied to WORK at start
+DATA = "/run/mnist"          # inside: the MNIST folder (BACKPROP_DATA), read-only
 HOME = "/tmp/home"
 WORK = "/tmp/work"
 SETTINGS = RUN + "/settings.json"
@@ -216,8 +217,6 @@ def command(bwrap: str, argv: list[str], *, settings_fd: int, info_fd: int, stag
     data = data_dir()
     if data and any(_under(data, h) for h in hidden):
         data = None
-    if data:
-        binds.append(data)
     for path in binds:
         if any(_under(path, h) for h in hidden):
             continue
@@ -235,7 +234,9 @@ def command(bwrap: str, argv: list[str], *, settings_fd: int, info_fd: int, stag
     for inside, host in code.items():
         args += ["--ro-bind", host, inside]
     args += ["--ro-bind", stage, STAGE]
-    env = environment(HOME, "/tmp", data)
+    if data:  # at a path of its own: where it lies here says nothing the kernel needs
+        args += ["--ro-bind", data, DATA]
+    env = environment(HOME, "/tmp", DATA if data else None)
     for path in font_lists():
         args += ["--ro-bind", path, os.path.join(env["MPLCONFIGDIR"], os.path.basename(path))]
     args += ["--clearenv"]

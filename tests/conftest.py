@@ -41,3 +41,18 @@ def mnist_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_event_loop_left_running():
+    """A test module that leaves an asyncio loop running in this thread (an open
+    ``sync_playwright()`` in a session fixture does) breaks every later synchronous API built
+    on asyncio, Playwright's and nbclient's: fail that module here, when it is done."""
+    import asyncio
+    yield
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    asyncio.events._set_running_loop(None)
+    pytest.fail(f"this module left an asyncio event loop running in the main thread: {loop!r}")

@@ -69,7 +69,7 @@ class Lab:
                 pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Lab:
     pytest.importorskip("jupyterlab")
     base = tmp_path_factory.mktemp("lab")
@@ -123,8 +123,8 @@ def lab(tmp_path_factory) -> Lab:
         _stop(proc)
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="module")  # closed with this module: an open sync_playwright keeps
+def browser():                    # an asyncio loop running, which breaks later sync APIs
     sync_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
