@@ -1,6 +1,6 @@
 """Start a grading kernel inside its limits: ``python launcher.py SETTINGS ipykernel-args...``.
 
-Run by :class:`autograder.execute.GuardedKernelManager` in place of
+Run by :class:`autograder.preprocessors.GuardedKernelManager` in place of
 ``python -m ipykernel_launcher``: inside the kernel's jail (jail.py: bubblewrap, which
 gives it its namespaces, its read-only file system and its private /tmp), or directly
 where there is no jail. In this order it
@@ -20,6 +20,7 @@ Only the standard library, ipykernel and guard.py are used: this file is not
 imported as part of the autograder package, so the package never appears in the
 kernel.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -35,8 +36,12 @@ import sys
 PR_SET_PDEATHSIG = 1
 
 
-def _libc():
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Have Linux send sig to this process when its parent ends (prctl PR_SET_PDEATHSIG).
+    Also used by the batch's workers (worker.py), from the grader's side."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
 def enter_jail(jail: dict) -> None:
@@ -70,8 +75,9 @@ def serve(settings: dict, kernel_args: list[str]) -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     guard = None
     if settings.get("guard"):
-        spec = importlib.util.spec_from_file_location("_grading_guard",
-                                                      os.path.join(here, "guard.py"))
+        spec = importlib.util.spec_from_file_location(
+            "_grading_guard", os.path.join(here, "guard.py")
+        )
         guard = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(guard)
     # The kernel should look as if started by `python -m ipykernel_launcher`.
@@ -79,11 +85,16 @@ def serve(settings: dict, kernel_args: list[str]) -> None:
     sys.argv = ["ipykernel_launcher", *kernel_args]
 
     from ipykernel.kernelapp import IPKernelApp
+
     app = IPKernelApp.instance()
     app.initialize(kernel_args)
     if guard is not None:
-        guard.install(app.shell, bytes.fromhex(settings["guard"]["key"]),
-                      settings["guard"]["module"], settings.get("audit_paths", []))
+        guard.install(
+            app.shell,
+            bytes.fromhex(settings["guard"]["key"]),
+            settings["guard"]["module"],
+            settings.get("audit_paths", []),
+        )
     del guard, settings
     app.start()
 
@@ -94,7 +105,7 @@ def main() -> None:
         settings = json.load(f)
     os.unlink(settings_path)
 
-    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    die_with_parent(signal.SIGKILL)
     if settings.get("jail"):
         enter_jail(settings["jail"])
     elif os.getppid() != settings["parent"]:  # the grader died before we got here

@@ -21,6 +21,7 @@ This is a strong fence, not a proof: code running in the same process can in
 principle find the guard and take it apart. What it cannot reach is on the
 grader's side (timeouts, memory, output caps, restoring cells, the scores).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -36,21 +37,62 @@ import types
 # Modules whose state the tests depend on. Prefixes: every loaded submodule counts.
 PROTECTED_PREFIXES = ("numpy", "backprop")
 # Imported before the snapshot so lazily loaded parts are covered too.
-PRELOAD = ("numpy", "numpy.testing", "numpy.linalg", "numpy.random", "backprop",
-           "backprop.gradcheck", "backprop.checks")
+PRELOAD = (
+    "numpy",
+    "numpy.testing",
+    "numpy.linalg",
+    "numpy.random",
+    "backprop",
+    "backprop.gradcheck",
+    "backprop.checks",
+)
 # IPython / ipykernel modules whose classes run cells and report errors.
-MACHINERY = ("IPython.core.interactiveshell", "IPython.core.displayhook",
-             "IPython.core.displaypub", "IPython.core.compilerop", "IPython.core.events",
-             "IPython.core.inputtransformer2", "IPython.core.ultratb",
-             "ipykernel.ipkernel", "ipykernel.kernelbase", "ipykernel.zmqshell",
-             "ipykernel.displayhook", "ipykernel.iostream", "ipykernel.jsonutil")
+MACHINERY = (
+    "IPython.core.interactiveshell",
+    "IPython.core.displayhook",
+    "IPython.core.displaypub",
+    "IPython.core.compilerop",
+    "IPython.core.events",
+    "IPython.core.inputtransformer2",
+    "IPython.core.ultratb",
+    "ipykernel.ipkernel",
+    "ipykernel.kernelbase",
+    "ipykernel.zmqshell",
+    "ipykernel.displayhook",
+    "ipykernel.iostream",
+    "ipykernel.jsonutil",
+)
 # Names IPython itself keeps in builtins while a cell runs.
-_BUILTINS_OK_TO_ADD = {"get_ipython", "display", "exit", "quit", "__IPYTHON__", "_", "__", "___",
-                       "dreload", "execfile", "runfile"}
+_BUILTINS_OK_TO_ADD = {
+    "get_ipython",
+    "display",
+    "exit",
+    "quit",
+    "__IPYTHON__",
+    "_",
+    "__",
+    "___",
+    "dreload",
+    "execfile",
+    "runfile",
+}
 # Names the user namespace legitimately holds that share a builtin's name.
-_USER_NS_SHADOW_OK = {"_", "__", "___", "exit", "quit", "get_ipython", "display", "__name__",
-                      "__doc__", "__builtins__", "__builtin__", "__package__", "__loader__",
-                      "__spec__"}
+_USER_NS_SHADOW_OK = {
+    "_",
+    "__",
+    "___",
+    "exit",
+    "quit",
+    "get_ipython",
+    "display",
+    "__name__",
+    "__doc__",
+    "__builtins__",
+    "__builtin__",
+    "__package__",
+    "__loader__",
+    "__spec__",
+}
 
 _FUNC_ATTRS = ("__code__", "__defaults__", "__kwdefaults__")
 
@@ -96,15 +138,19 @@ class _State:
                 return
             self.classes.append((value, ns))
             for v in ns.values():
-                for inner in (v, getattr(v, "__func__", None), getattr(v, "fget", None),
-                              getattr(v, "fset", None)):
+                for inner in (
+                    v,
+                    getattr(v, "__func__", None),
+                    getattr(v, "fget", None),
+                    getattr(v, "fset", None),
+                ):
                     if inner is not None:
                         self._take(inner, names, seen, depth + 1)
 
     def restore(self) -> list[str]:
         changed: list[str] = []
         for fn, saved in self.functions:
-            for attr, value in zip(_FUNC_ATTRS, saved):
+            for attr, value in zip(_FUNC_ATTRS, saved, strict=False):
                 if getattr(fn, attr) is not value:
                     setattr(fn, attr, value)
                     changed.append(f"{fn.__module__}.{fn.__qualname__}.{attr}")
@@ -151,20 +197,32 @@ class Guard:
                 __import__(name)
             except Exception:  # a missing optional part must not stop the kernel
                 pass
-        modules = [m for n, m in sorted(sys.modules.items())
-                   if m is not None and _is_protected(n)]
+        modules = [m for n, m in sorted(sys.modules.items()) if m is not None and _is_protected(n)]
         self.module_names = {m.__name__: m for m in modules}
         machinery = [sys.modules[n] for n in MACHINERY if n in sys.modules]
         self.state = _State(modules)
         self.machinery = _State(machinery)
         self.builtins = dict(vars(builtins))
-        self.sys_attrs = {k: getattr(sys, k) for k in
-                          ("displayhook", "excepthook", "stdout", "stderr", "stdin",
-                           "__displayhook__", "__excepthook__", "unraisablehook",
-                           "breakpointhook")
-                          if hasattr(sys, k)}
-        self.os_attrs = {k: getattr(os, k) for k in ("_exit", "abort", "kill", "killpg", "fork")
-                         if hasattr(os, k)}
+        self.sys_attrs = {
+            k: getattr(sys, k)
+            for k in (
+                "displayhook",
+                "excepthook",
+                "stdout",
+                "stderr",
+                "stdin",
+                "__displayhook__",
+                "__excepthook__",
+                "unraisablehook",
+                "breakpointhook",
+            )
+            if hasattr(sys, k)
+        }
+        self.os_attrs = {
+            k: getattr(os, k)
+            for k in ("_exit", "abort", "kill", "killpg", "fork")
+            if hasattr(os, k)
+        }
         self.signals = {}
         for sig in signal.Signals:
             try:
@@ -179,10 +237,17 @@ class Guard:
 
     def _shell_objects(self) -> list[tuple[object, dict]]:
         sh = self.shell
-        objs = [sh, getattr(sh, "kernel", None), getattr(sh, "compile", None),
-                getattr(sh, "events", None), getattr(sh, "displayhook", None),
-                getattr(sh, "display_pub", None), getattr(sh, "input_transformer_manager", None),
-                getattr(sh, "InteractiveTB", None), getattr(sh, "SyntaxTB", None)]
+        objs = [
+            sh,
+            getattr(sh, "kernel", None),
+            getattr(sh, "compile", None),
+            getattr(sh, "events", None),
+            getattr(sh, "displayhook", None),
+            getattr(sh, "display_pub", None),
+            getattr(sh, "input_transformer_manager", None),
+            getattr(sh, "InteractiveTB", None),
+            getattr(sh, "SyntaxTB", None),
+        ]
         saved = []
         for obj in objs:
             if obj is None:
@@ -191,10 +256,16 @@ class Guard:
             for key, value in vars(obj).items():
                 if isinstance(value, list):
                     state[key] = ("list", value, list(value))
-                elif isinstance(value, dict) and key in ("callbacks", "shell_handlers",
-                                                          "control_handlers"):
-                    state[key] = ("dict", value, {k: (list(v) if isinstance(v, list) else v)
-                                                  for k, v in value.items()})
+                elif isinstance(value, dict) and key in (
+                    "callbacks",
+                    "shell_handlers",
+                    "control_handlers",
+                ):
+                    state[key] = (
+                        "dict",
+                        value,
+                        {k: (list(v) if isinstance(v, list) else v) for k, v in value.items()},
+                    )
                 elif callable(value) or key in ("custom_exceptions", "flags", "CustomTB"):
                     state[key] = ("value", value, None)
             saved.append((obj, state))
@@ -213,9 +284,14 @@ class Guard:
                     now[key] = value
                     changed.append(f"shell.{type(obj).__name__}.{key}")
                 if kind == "list" and value != contents:
-                    if key in ("ast_transformers", "input_transformers_post", "line_transforms",
-                               "cleanup_transforms", "token_transformers",
-                               "input_transformers_cleanup"):
+                    if key in (
+                        "ast_transformers",
+                        "input_transformers_post",
+                        "line_transforms",
+                        "cleanup_transforms",
+                        "token_transformers",
+                        "input_transformers_cleanup",
+                    ):
                         value[:] = contents
                         changed.append(f"shell.{type(obj).__name__}.{key}[]")
                 elif kind == "dict":
@@ -237,17 +313,28 @@ class Guard:
 
     def _stop_threads(self) -> list[str]:
         import ctypes
+
         stopped = []
         for t in threading.enumerate():
             if t in self.threads or not t.is_alive():
                 continue
             target = getattr(t, "_target", None)
             module = getattr(target, "__module__", "") or type(t).__module__
-            if module.split(".")[0] in ("ipykernel", "IPython", "zmq", "tornado", "jupyter_client",
-                                       "asyncio", "concurrent", "comm", "ipywidgets"):
+            if module.split(".")[0] in (
+                "ipykernel",
+                "IPython",
+                "zmq",
+                "tornado",
+                "jupyter_client",
+                "asyncio",
+                "concurrent",
+                "comm",
+                "ipywidgets",
+            ):
                 continue
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(t.ident),
-                                                       ctypes.py_object(SystemExit))
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(t.ident), ctypes.py_object(SystemExit)
+            )
             stopped.append(t.name)
         return stopped
 
@@ -269,7 +356,7 @@ class Guard:
             signal.setitimer(which, 0)
         signal.alarm(0)
         gc.callbacks[:] = self.gc_callbacks
-        changed = self._stop_threads()
+        self._stop_threads()
         for name, mod in self.module_names.items():
             if sys.modules.get(name) is not mod:
                 sys.modules[name] = mod
@@ -287,16 +374,19 @@ class Guard:
                 continue
             if bns.get(key, _MISSING) is not value:
                 bns[key] = value
-        changed += self.state.restore()
-        changed += self.machinery.restore()
-        changed += self._restore_shell()
+        self.state.restore()
+        self.machinery.restore()
+        self._restore_shell()
         # The learner's names that hide a builtin (zip = ..., range = ...) step aside
         # while the test runs; after_test gives them back.
         user_ns = self.shell.user_ns
         self.stashed = {}
         for name in list(user_ns):
-            if name in self.builtins and name not in _USER_NS_SHADOW_OK \
-                    and user_ns[name] is not self.builtins[name]:
+            if (
+                name in self.builtins
+                and name not in _USER_NS_SHADOW_OK
+                and user_ns[name] is not self.builtins[name]
+            ):
                 self.stashed[name] = user_ns.pop(name)
         # The instructor's imports (from the locked cells) are made again, so a learner's
         # `np = ...` or `def check_affine(...)` cannot stand in for them.
@@ -306,7 +396,6 @@ class Guard:
             except Exception:
                 pass
         self._disarm_reference_copies(set(learner_names))
-        self.changed = changed
         self._answer(challenge)
 
     def after_test(self, challenge: str) -> None:
@@ -328,9 +417,11 @@ class Guard:
             for const in code.co_consts:
                 if isinstance(const, types.CodeType):
                     add(const)
+
         import backprop
+
         root = os.path.dirname(os.path.realpath(backprop.__file__)) + os.sep
-        for fn, saved in self.state.functions:
+        for _fn, saved in self.state.functions:
             code = saved[0]
             # only code written in backprop's own files (not, say, contextlib's wrappers)
             if os.path.realpath(code.co_filename).startswith(root):
@@ -345,76 +436,87 @@ class Guard:
         refs = self._reference_codes()
         if not refs:
             return
-        refuse = _refuse.__code__
-        originals = {id(fn) for fn, _ in self.state.functions}
-        seen: set[int] = set()
-
-        def visit(value, depth=0):
-            if id(value) in seen or depth > 4:
-                return
-            seen.add(id(value))
-            if isinstance(value, types.FunctionType):
-                if id(value) in originals:
-                    return  # the reference itself: backprop.checks handles it
-                if value.__code__ in refs:
-                    try:
-                        value.__code__ = refuse.replace(co_name=value.__code__.co_name)
-                    except ValueError:  # a closure: make it refuse through its defaults
-                        pass
-                for cell in value.__closure__ or ():
-                    try:
-                        visit(cell.cell_contents, depth + 1)
-                    except ValueError:
-                        pass
-                for v in value.__defaults__ or ():
-                    visit(v, depth + 1)
-            elif isinstance(value, (staticmethod, classmethod)):
-                visit(value.__func__, depth + 1)
-            elif isinstance(value, property):
-                for f in (value.fget, value.fset, value.fdel):
-                    visit(f, depth + 1)
-            elif isinstance(value, type):
-                if (value.__module__ or "").startswith(("backprop", "numpy", "builtins")):
-                    return
-                for v in list(vars(value).values()):
-                    visit(v, depth + 1)
-                for base in value.__mro__[1:]:
-                    visit(base, depth + 1)
-            elif isinstance(value, types.MethodType):
-                visit(value.__func__, depth + 1)
-            elif isinstance(value, (list, tuple, set, frozenset)):
-                for v in list(value)[:200]:
-                    visit(v, depth + 1)
-            elif isinstance(value, dict):
-                for v in list(value.values())[:200]:
-                    visit(v, depth + 1)
-            elif hasattr(value, "__dict__") and not isinstance(value, types.ModuleType):
-                try:
-                    for v in list(vars(value).values())[:200]:
-                        visit(v, depth + 1)
-                except TypeError:
-                    pass
-
+        disarmer = _Disarmer(refs, {id(fn) for fn, _ in self.state.functions})
         user_ns = self.shell.user_ns
         hidden = set(self.shell.user_ns_hidden) if hasattr(self.shell, "user_ns_hidden") else set()
         for name, value in list(user_ns.items()):
             if name.startswith("_") and name not in names or name in hidden:
                 continue
             if isinstance(value, types.CodeType) and value in refs:
-                user_ns[name] = refuse
+                user_ns[name] = disarmer.refuse
                 continue
-            visit(value)
+            disarmer.visit(value)
+
+
+class _Disarmer:
+    """Walks what a learner's name holds (functions, their closures and defaults, classes,
+    containers, instances) and makes every function running the reference's code refuse."""
+
+    def __init__(self, refs: set, originals: set[int]) -> None:
+        self.refs = refs  # the code objects of backprop's own functions
+        self.originals = originals  # ids of backprop's functions themselves
+        self.refuse = _refuse.__code__
+        self.seen: set[int] = set()
+
+    def visit(self, value, depth: int = 0) -> None:
+        if id(value) in self.seen or depth > 4:
+            return
+        self.seen.add(id(value))
+        if isinstance(value, types.FunctionType):
+            if id(value) in self.originals:
+                return  # the reference itself: backprop.checks handles it
+            if value.__code__ in self.refs:
+                try:
+                    value.__code__ = self.refuse.replace(co_name=value.__code__.co_name)
+                except ValueError:  # a closure: make it refuse through its defaults
+                    pass
+        for inner in _held(value):
+            self.visit(inner, depth + 1)
+
+
+def _held(value) -> list:
+    """The objects value holds that may in turn hold a copy of the reference's code."""
+    if isinstance(value, types.FunctionType):
+        cells = []
+        for cell in value.__closure__ or ():
+            try:
+                cells.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                pass
+        return cells + list(value.__defaults__ or ())
+    if isinstance(value, (staticmethod, classmethod, types.MethodType)):
+        return [value.__func__]
+    if isinstance(value, property):
+        return [value.fget, value.fset, value.fdel]
+    if isinstance(value, type):
+        if (value.__module__ or "").startswith(("backprop", "numpy", "builtins")):
+            return []
+        return list(vars(value).values()) + list(value.__mro__[1:])
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)[:200]
+    if isinstance(value, dict):
+        return list(value.values())[:200]
+    if hasattr(value, "__dict__") and not isinstance(value, types.ModuleType):
+        try:
+            return list(vars(value).values())[:200]
+        except TypeError:
+            return []
+    return []
 
 
 def _refuse(*args, **kwargs):
-    raise RuntimeError("this exercise must be solved with your own code, "
-                       "not by calling backprop's reference implementation")
+    raise RuntimeError(
+        "this exercise must be solved with your own code, "
+        "not by calling backprop's reference implementation"
+    )
 
 
 def _blocked(what: str):
     def blocked(*args, **kwargs):
-        raise GradingBlocked(f"{what}() is not allowed while grading: it would stop the "
-                             "grading kernel")
+        raise GradingBlocked(
+            f"{what}() is not allowed while grading: it would stop the grading kernel"
+        )
+
     blocked.__name__ = what.rsplit(".", 1)[-1]
     return blocked
 
@@ -424,6 +526,7 @@ def install(shell, key: bytes, module_name: str, hidden_paths: list[str]) -> Gua
     # A submission must not end the kernel: os._exit and friends raise instead.
     # (exit() and sys.exit() are already turned into exceptions by IPython.)
     import posix
+
     for mod in (os, posix):
         for name in ("_exit", "abort"):
             if hasattr(mod, name):
@@ -439,6 +542,7 @@ def install(shell, key: bytes, module_name: str, hidden_paths: list[str]) -> Gua
         if pgid in (0, os.getpgid(0)):
             raise GradingBlocked("os.killpg() of the grading kernel is not allowed while grading")
         return real_killpg(pgid, sig)
+
     os.kill = posix.kill = kill
     os.killpg = posix.killpg = killpg
 
@@ -457,6 +561,7 @@ def install(shell, key: bytes, module_name: str, hidden_paths: list[str]) -> Gua
             raise RuntimeError("audit hooks cannot be added while grading")
         elif event in ("os.fork", "os.forkpty"):
             raise GradingBlocked(f"{event}() is not allowed while grading")
+
     sys.addaudithook(audit)
     sys.modules[module_name] = guard  # type: ignore[assignment]
     return guard

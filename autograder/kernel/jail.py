@@ -1,6 +1,6 @@
 """The grading kernel's jail: bubblewrap (``bwrap``) around every kernel.
 
-Each kernel :class:`~autograder.execute.GuardedKernelManager` starts runs in a fresh
+Each kernel :class:`~autograder.preprocessors.GuardedKernelManager` starts runs in a fresh
 sandbox made by bwrap, with
 
 * new user, PID, mount, network, IPC, UTS and cgroup namespaces (``--unshare-all``); the
@@ -35,6 +35,7 @@ Where bwrap is not installed or cannot start (no user namespaces), :func:`status
 and the kernel runs with the launcher's limits and the guard's audit hook only: grading
 works, and every result says it was not sandboxed.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,23 +46,42 @@ import sys
 import sysconfig
 
 UID = GID = 65534
-RUN = "/run/kernel"          # inside: settings, connection file, the kernel's sockets
-CODE = "/run/grading"        # inside: launcher.py and guard.py
-STAGE = "/run/assignment"    # inside: the assignment's files, copied to WORK at start
-DATA = "/run/mnist"          # inside: the MNIST folder (BACKPROP_DATA), read-only
+RUN = "/run/kernel"  # inside: settings, connection file, the kernel's sockets
+CODE = "/run/grading"  # inside: launcher.py and guard.py
+STAGE = "/run/assignment"  # inside: the assignment's files, copied to WORK at start
+DATA = "/run/mnist"  # inside: the MNIST folder (BACKPROP_DATA), read-only
 HOME = "/tmp/home"
 WORK = "/tmp/work"
 SETTINGS = RUN + "/settings.json"
 CONNECTION = RUN + "/connection.json"
 
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-ETC_SECRET_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
-                    "/etc/sudoers", "/etc/security/opasswd")
+ETC_SECRET_FILES = (
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/security/opasswd",
+)
 ETC_SECRET_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d")
 # Variables of the grader's environment the kernel may see; the rest never reach it.
-PASS_ENV = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TZ", "MPLBACKEND",
-            "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-            "NUMEXPR_NUM_THREADS", "PYTHONHASHSEED", "JPY_PARENT_PID", "JPY_SESSION_NAME")
+PASS_ENV = (
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_NUMERIC",
+    "TZ",
+    "MPLBACKEND",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "JPY_PARENT_PID",
+    "JPY_SESSION_NAME",
+)
 
 _STATUS: dict[str, tuple[str | None, str]] = {}
 
@@ -102,14 +122,23 @@ def status(bwrap: str = "bwrap") -> tuple[str | None, str]:
         found = (None, "none (bwrap not found)")
     else:
         true = shutil.which("true", path="/usr/bin:/bin") or "/usr/bin/true"
-        cmd = [path, *base_args(network=False, tmp_mb=1), *system_args(), "--remount-ro", "/",
-               "--", true]
+        cmd = [
+            path,
+            *base_args(network=False, tmp_mb=1),
+            *system_args(),
+            "--remount-ro",
+            "/",
+            "--",
+            true,
+        ]
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=20)
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
             why = (proc.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
-            found = (path, "bwrap") if proc.returncode == 0 else \
-                (None, f"none (bwrap cannot start: {why or 'exit status %d' % proc.returncode})")
+            found = (
+                (path, "bwrap")
+                if proc.returncode == 0
+                else (None, f"none (bwrap cannot start: {why or f'exit status {proc.returncode}'})")
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             found = (None, f"none (bwrap cannot start: {exc})")
     _STATUS[bwrap] = found
@@ -118,23 +147,67 @@ def status(bwrap: str = "bwrap") -> tuple[str | None, str]:
 
 def base_args(network: bool, tmp_mb: int) -> list[str]:
     """Namespaces, identity, /proc, /dev and the size-limited scratch."""
-    args = ["--unshare-all", "--unshare-user", "--uid", str(UID), "--gid", str(GID),
-            "--disable-userns", "--hostname", "grading", "--cap-drop", "ALL",
-            "--die-with-parent", "--new-session", "--as-pid-1"]
+    args = [
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(UID),
+        "--gid",
+        str(GID),
+        "--disable-userns",
+        "--hostname",
+        "grading",
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--new-session",
+        "--as-pid-1",
+    ]
     if network:
         args.append("--share-net")
     # /proc read-only as a whole: the kernel's uid is the grading user's outside, which
     # sysctl permissions (/proc/sys/kernel/core_pattern...) would otherwise let through
-    args += ["--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev",
-             "--size", str(16 << 20), "--tmpfs", "/dev/shm",
-             "--size", str(int(tmp_mb) << 20), "--tmpfs", "/tmp",
-             "--perms", "0700", "--size", str(1 << 20), "--tmpfs", RUN]
+    args += [
+        "--proc",
+        "/proc",
+        "--remount-ro",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(16 << 20),
+        "--tmpfs",
+        "/dev/shm",
+        "--size",
+        str(int(tmp_mb) << 20),
+        "--tmpfs",
+        "/tmp",
+        "--perms",
+        "0700",
+        "--size",
+        str(1 << 20),
+        "--tmpfs",
+        RUN,
+    ]
     return args
 
 
 # What the kernel imports: wherever these are installed is bound (read-only) into the jail.
-KERNEL_PACKAGES = ("ipykernel", "IPython", "jupyter_client", "jupyter_core", "zmq", "tornado",
-                   "traitlets", "comm", "numpy", "matplotlib", "ipywidgets", "pooch", "tqdm")
+KERNEL_PACKAGES = (
+    "ipykernel",
+    "IPython",
+    "jupyter_client",
+    "jupyter_core",
+    "zmq",
+    "tornado",
+    "traitlets",
+    "comm",
+    "numpy",
+    "matplotlib",
+    "ipywidgets",
+    "pooch",
+    "tqdm",
+)
 
 
 def python_dirs(kernel_python: str, project: str, keep: list[str]) -> list[str]:
@@ -142,12 +215,19 @@ def python_dirs(kernel_python: str, project: str, keep: list[str]) -> list[str]:
     the packages the kernel imports, and keep (the folder holding backprop); nothing else
     of the project, and never the grader's working folder or other sys.path entries."""
     import importlib.util
-    candidates = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-                  os.path.dirname(os.path.dirname(os.path.realpath(kernel_python)))]
+
+    candidates = [
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.dirname(os.path.realpath(kernel_python))),
+    ]
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         candidates.append(sysconfig.get_paths().get(key, ""))
     try:
         import site
+
         candidates += site.getsitepackages() + [site.getusersitepackages()]
     except Exception:
         pass
@@ -175,16 +255,23 @@ def python_dirs(kernel_python: str, project: str, keep: list[str]) -> list[str]:
 def data_dir() -> str | None:
     """The MNIST folder the kernel's backprop.data would use, if it exists here."""
     env = os.environ.get("BACKPROP_DATA")
-    folder = os.path.expanduser(env) if env else os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "backprop")
+    folder = (
+        os.path.expanduser(env)
+        if env
+        else os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "backprop"
+        )
+    )
     return os.path.realpath(folder) if os.path.isdir(folder) else None
 
 
 def font_lists() -> list[str]:
     """matplotlib's font list as this user has it cached (so no kernel builds its own)."""
     import glob
+
     folder = os.environ.get("MPLCONFIGDIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib"
+    )
     return sorted(glob.glob(os.path.join(folder, "fontlist-v*.json")))
 
 
@@ -193,20 +280,51 @@ def environment(home: str, tmp: str, data: str | None) -> dict[str, str]:
     the MNIST folder (BACKPROP_DATA), if the kernel may see one."""
     env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
     bindir = os.path.dirname(os.path.realpath(sys.executable))
-    env.update(HOME=home, TMPDIR=tmp, USER="learner", LOGNAME="learner",
-               PATH=os.pathsep.join(dict.fromkeys([bindir, "/usr/local/bin", "/usr/bin",
-                                                   "/bin"])),
-               MPLCONFIGDIR=os.path.join(home, ".config", "matplotlib"),
-               BACKPROP_CHECKS="collect", PYTHONNOUSERSITE="1")
+    env.update(
+        HOME=home,
+        TMPDIR=tmp,
+        USER="learner",
+        LOGNAME="learner",
+        PATH=os.pathsep.join(dict.fromkeys([bindir, "/usr/local/bin", "/usr/bin", "/bin"])),
+        MPLCONFIGDIR=os.path.join(home, ".config", "matplotlib"),
+        BACKPROP_CHECKS="collect",
+        PYTHONNOUSERSITE="1",
+    )
     if data:
         env["BACKPROP_DATA"] = data
     env.setdefault("MPLBACKEND", "agg")
     return env
 
 
-def command(bwrap: str, argv: list[str], *, settings_fd: int, info_fd: int, stage: str,
-            code: dict[str, str], library: str, redacted: str | None, hidden: list[str],
-            project: str, network: bool, tmp_mb: int) -> list[str]:
+def mask_args(hidden: list[str], binds: list[str]) -> list[str]:
+    """bwrap arguments that keep anything hidden invisible where it lies inside a folder
+    bound into the jail (an empty read-only tmpfs over a folder, /dev/null over a file)."""
+    args: list[str] = []
+    hidden = sorted({os.path.realpath(h) for h in hidden}, key=len)
+    for i, h in enumerate(hidden):
+        if any(_under(h, outer) for outer in hidden[:i]):
+            continue  # inside a hidden folder already emptied
+        if os.path.exists(h) and any(_under(h, b) and h != b for b in binds):
+            masked = os.path.isdir(h)
+            args += ["--tmpfs", h, "--remount-ro", h] if masked else ["--ro-bind", "/dev/null", h]
+    return args
+
+
+def command(
+    bwrap: str,
+    argv: list[str],
+    *,
+    settings_fd: int,
+    info_fd: int,
+    stage: str,
+    code: dict[str, str],
+    library: str,
+    redacted: str | None,
+    hidden: list[str],
+    project: str,
+    network: bool,
+    tmp_mb: int,
+) -> list[str]:
     """The bwrap command line that runs argv (the launcher and its arguments) jailed.
 
     code: inside path -> host file (launcher.py, guard.py); library: the folder holding the
@@ -223,14 +341,7 @@ def command(bwrap: str, argv: list[str], *, settings_fd: int, info_fd: int, stag
         args += ["--ro-bind", path, path]
     if redacted:
         args += ["--ro-bind", redacted, os.path.join(library, os.path.basename(redacted))]
-    # anything hidden that happens to lie inside a folder bound above stays invisible
-    hidden = sorted({os.path.realpath(h) for h in hidden}, key=len)
-    for i, h in enumerate(hidden):
-        if any(_under(h, outer) for outer in hidden[:i]):
-            continue  # inside a hidden folder already emptied
-        if os.path.exists(h) and any(_under(h, b) and h != b for b in binds):
-            args += (["--tmpfs", h, "--remount-ro", h] if os.path.isdir(h)
-                     else ["--ro-bind", "/dev/null", h])
+    args += mask_args(hidden, binds)
     for inside, host in code.items():
         args += ["--ro-bind", host, inside]
     args += ["--ro-bind", stage, STAGE]
@@ -243,7 +354,7 @@ def command(bwrap: str, argv: list[str], *, settings_fd: int, info_fd: int, stag
     for key, value in env.items():
         args += ["--setenv", key, value]
     args += ["--file", str(settings_fd), SETTINGS, "--info-fd", str(info_fd),
-             "--remount-ro", "/", "--chdir", "/tmp", "--"]
+             "--remount-ro", "/", "--chdir", "/tmp", "--"]  # fmt: skip
     return args + list(argv)
 
 
@@ -252,6 +363,7 @@ def read_info(fd: int, timeout: float = 30.0) -> int | None:
     ended before saying it."""
     import select
     import time
+
     data, deadline = b"", time.monotonic() + timeout
     while b"}" not in data:
         left = deadline - time.monotonic()

@@ -9,6 +9,12 @@ but has its body, every method of a class, replaced by::
 
     raise RuntimeError("not available while grading: write your own")
 
+A named class's base classes defined in the package are emptied too (in their own modules),
+so a learner's subclass of the reference cannot inherit the answers from a shared base:
+``TwoLayerNet``'s ``predict`` and ``loss`` are those of ``backprop.network.LayerStack``. Only
+the classes the exercise names and their bases are touched: a base's other subclasses (notebook
+8's ``MultiLayerNet``) stop working only while an exercise that names a sibling is graded.
+
 Everything else is copied unchanged, so ``import backprop`` and ``import backprop.checks``
 work as before: module-level code may still name the redacted classes, it just cannot
 run them. The jail (jail.py) mounts the copy read-only over the real package; without a
@@ -18,6 +24,7 @@ Copies are cached by the names and the package's contents under a folder the cal
 chooses (``python -m autograder grade``: one per batch), built in a temporary folder and
 renamed into place, so parallel graders never see half a copy.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,6 +33,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MESSAGE = "not available while grading: write your own"
@@ -42,8 +50,13 @@ def exported_names(package: Path) -> set[str]:
     names: set[str] = set()
     found_all = False
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else \
-            [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, (ast.AnnAssign, ast.AugAssign))
+            else []
+        )
         if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets) and node.value:
             try:
                 value = ast.literal_eval(node.value)
@@ -60,14 +73,21 @@ def exported_names(package: Path) -> set[str]:
 
 
 def _raise() -> ast.stmt:
-    return ast.Raise(exc=ast.Call(func=ast.Name("RuntimeError", ast.Load()),
-                                  args=[ast.Constant(MESSAGE)], keywords=[]), cause=None)
+    return ast.Raise(
+        exc=ast.Call(
+            func=ast.Name("RuntimeError", ast.Load()), args=[ast.Constant(MESSAGE)], keywords=[]
+        ),
+        cause=None,
+    )
 
 
 def _docstring(body: list[ast.stmt]) -> list[ast.stmt]:
     first = body[0] if body else None
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-            and isinstance(first.value.value, str):
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
         return [first]
     return []
 
@@ -83,8 +103,10 @@ def _empty_class(cls: ast.ClassDef) -> None:
         elif isinstance(node, ast.ClassDef):
             _empty_class(node)
     # a class without methods of its own (a subclass, a dataclass) cannot even be made
-    if not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "__init__"
-               for n in cls.body):
+    if not any(
+        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "__init__"
+        for n in cls.body
+    ):
         init = ast.parse("def __init__(self, *args, **kwargs):\n    pass").body[0]
         _empty_function(init)
         cls.body.append(init)
@@ -108,6 +130,101 @@ def redact_source(source: str, names: set[str]) -> str | None:
     if not changed:
         return None
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+@dataclass
+class _Module:
+    """What one module of the package defines and imports, as far as base classes need
+    (``from ... import`` only: a base reached through ``import backprop.x`` is not followed)."""
+
+    classes: dict[str, list[ast.expr]] = field(default_factory=dict)  # name -> its bases
+    imported: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (module, name)
+    modules: dict[str, str] = field(default_factory=dict)  # name -> a module of the package
+
+
+def _module_name(package: Path, py: Path) -> str:
+    """The dotted name of py inside package: "network", "widgets.common", "" for __init__."""
+    parts = py.relative_to(package).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _source_module(package: Path, module: str, py: Path, node: ast.ImportFrom) -> str | None:
+    """The package-relative module a ``from ... import`` reads from; None if outside."""
+    if node.level == 0:
+        name = node.module or ""
+        if name != package.name and not name.startswith(package.name + "."):
+            return None
+        return name[len(package.name) + 1 :]
+    parts = module.split(".") if module else []
+    if py.name != "__init__.py":
+        parts = parts[:-1]  # a module's imports are relative to the package it is in
+    if node.level - 1 > len(parts):
+        return None
+    parts = parts[: len(parts) - (node.level - 1)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def _index(package: Path) -> dict[str, _Module]:
+    """Every module of the package (valid Python only): its classes and its imports."""
+    index: dict[str, _Module] = {}
+    for py in sorted(package.rglob("*.py")):
+        try:
+            tree = ast.parse(py.read_text())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        name = _module_name(package, py)
+        mod = index[name] = _Module()
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                mod.classes[node.name] = node.bases
+            elif isinstance(node, ast.ImportFrom):
+                source = _source_module(package, name, py, node)
+                for alias in node.names if source is not None else ():
+                    local = alias.asname or alias.name
+                    mod.imported[local] = (source, alias.name)
+                    mod.modules[local] = ".".join(filter(None, (source, alias.name)))
+    return index
+
+
+def _resolve(index: dict[str, _Module], module: str, base: ast.expr) -> tuple[str, str] | None:
+    """The package's class a base expression of a class in module names, as (module, name);
+    None for anything else (``object``, another library's class, a computed base)."""
+    if isinstance(base, ast.Name):
+        name = base.id
+    elif (
+        isinstance(base, ast.Attribute)
+        and isinstance(base.value, ast.Name)
+        and base.value.id in index[module].modules
+    ):  # network.LayerStack
+        module, name = index[module].modules[base.value.id], base.attr
+    else:
+        return None
+    for _ in range(len(index) + 1):  # follow re-exports (``from .network import ...``)
+        mod = index.get(module)
+        if mod is None:
+            return None
+        if name in mod.classes:
+            return module, name
+        if name not in mod.imported:
+            return None
+        module, name = mod.imported[name]
+    return None
+
+
+def inherited_bases(package: Path, names: set[str]) -> dict[str, set[str]]:
+    """The package's base classes of its top-level classes named in names, transitively:
+    module name ("network") -> the names of those classes defined there (``LayerStack``)."""
+    index = _index(Path(package))
+    todo = [(m, n) for m, mod in index.items() for n in mod.classes if n in names]
+    found: dict[str, set[str]] = {}
+    while todo:
+        module, name = todo.pop()
+        for base in index[module].classes[name]:
+            owner = _resolve(index, module, base)
+            if owner is not None and owner[1] not in found.setdefault(owner[0], set()):
+                found[owner[0]].add(owner[1])
+                todo.append(owner)
+    return found
 
 
 def _tree_digest(package: Path) -> str:
@@ -135,8 +252,10 @@ def redacted_package(package: Path, names, cache: Path) -> Path | None:
     build = Path(tempfile.mkdtemp(prefix=".redacting-", dir=cache))
     try:
         shutil.copytree(package, build / package.name, ignore=_IGNORE)
+        bases = inherited_bases(build / package.name, targets)
         for py in (build / package.name).rglob("*.py"):
-            new = redact_source(py.read_text(), targets)
+            here = bases.get(_module_name(build / package.name, py), set())
+            new = redact_source(py.read_text(), targets | here)
             if new is not None:
                 stat = py.stat()
                 py.write_text(new)
