@@ -8,6 +8,7 @@ code, says what it changed, and otherwise says why the file cannot be graded. Me
 is not the learner's to set: the notebook's keeps only its kernel and language (hints that
 RestoreCells replaces from the gradebook).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 
 import nbformat
+
+from . import notes
 
 _ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 #: Notebook-level metadata kept from a submission (the grader rebuilds all of it anyway).
@@ -37,23 +40,31 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
-def read_submission(data: bytes) -> Submission:
-    """Parse and repair; ``Submission.error`` says why not when the file cannot be graded."""
+class _Unreadable(Exception):
+    """Why a file cannot be graded (its message is the reason shown)."""
+
+
+def _parse(data: bytes) -> dict:
     if not data.strip():
-        return Submission(None, error="the file is empty")
+        raise _Unreadable("the file is empty")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return Submission(None, error=f"not a notebook: not UTF-8 text ({exc.reason} at byte "
-                          f"{exc.start})")
+        raise _Unreadable(
+            f"not a notebook: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        return Submission(None, error=f"not a notebook: invalid JSON ({exc.msg} at line "
-                          f"{exc.lineno}, column {exc.colno})")
+        raise _Unreadable(
+            f"not a notebook: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
     if not isinstance(raw, dict):
-        return Submission(None, error="not a notebook: the JSON is not an object")
-    repairs: list[str] = []
+        raise _Unreadable("not a notebook: the JSON is not an object")
+    return raw
+
+
+def _as_version_4(raw: dict, repairs: list[str]) -> dict:
     major = raw.get("nbformat")
     if not isinstance(major, int):
         if isinstance(raw.get("cells"), list):
@@ -62,71 +73,94 @@ def read_submission(data: bytes) -> Submission:
         elif isinstance(raw.get("worksheets"), list):
             major = 3
         else:
-            return Submission(None, error="not a notebook: no cells")
+            raise _Unreadable("not a notebook: no cells")
         raw["nbformat"] = major
         raw.setdefault("nbformat_minor", 0)
     if major > 4:
-        return Submission(None, error=f"not a notebook this Jupyter can read (nbformat {major})")
+        raise _Unreadable(f"not a notebook this Jupyter can read (nbformat {major})")
     if major < 4:
         try:
             nb = nbformat.reads(json.dumps(raw), as_version=4)
         except Exception as exc:
-            return Submission(None, error=f"an old notebook (nbformat {major}) that could not "
-                              f"be converted: {exc}")
+            raise _Unreadable(
+                f"an old notebook (nbformat {major}) that could not be converted: {exc}"
+            ) from None
         repairs.append(f"converted from nbformat {major} to 4")
         raw = json.loads(nbformat.writes(nb))
     if not isinstance(raw.get("nbformat_minor"), int):
         raw["nbformat_minor"] = 4
-    if not isinstance(raw.get("metadata"), dict):
-        raw["metadata"] = {}
+    return raw
+
+
+def _metadata(raw: dict, repairs: list[str]) -> dict:
+    """The notebook's metadata is the grader's to write (RestoreCells makes it anew from the
+    gradebook); of the learner's, only the kernel and language are read, as hints."""
+    meta = raw.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
         repairs.append("notebook metadata replaced")
-    # The notebook's metadata is the grader's to write (RestoreCells makes it anew from the
-    # gradebook); of the learner's, only the kernel and language are read, as hints.
-    if "autograder" in raw["metadata"]:
-        repairs.append("the notebook's metadata held the grader's own entry ('autograder'); "
-                       "ignored")
-    raw["metadata"] = {k: v for k, v in raw["metadata"].items()
-                       if k in NOTEBOOK_METADATA_READ and isinstance(v, dict)}
+    if notes.KEY in meta:
+        repairs.append(
+            f"the notebook's metadata held the grader's own entry ({notes.KEY!r}); ignored"
+        )
+    return {k: v for k, v in meta.items() if k in NOTEBOOK_METADATA_READ and isinstance(v, dict)}
+
+
+def _cell(cell: dict, minor: int, seen_ids: set, repairs: list[str]) -> dict:
+    kind = cell.get("cell_type")
+    if kind not in ("code", "markdown", "raw"):
+        repairs.append(f"a cell of type {kind!r} read as a raw cell")
+        kind = "raw"
+    meta = cell.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+    nbg = meta.get("nbgrader")
+    if nbg is not None and not (isinstance(nbg, dict) and isinstance(nbg.get("grade_id"), str)):
+        del meta["nbgrader"]
+        repairs.append("a cell's broken nbgrader metadata removed")
+    new = {"cell_type": kind, "metadata": meta, "source": _text(cell.get("source"))}
+    if kind == "code":
+        new["outputs"] = []  # outputs are cleared before grading anyway
+        new["execution_count"] = None
+    elif isinstance(cell.get("attachments"), dict):
+        new["attachments"] = cell["attachments"]
+    if minor >= 5:
+        cid = cell.get("id")
+        if not isinstance(cid, str) or not _ID.match(cid) or cid in seen_ids:
+            cid = uuid.uuid4().hex[:8]
+        seen_ids.add(cid)
+        new["id"] = cid
+    return new
+
+
+def _cells(raw: dict, repairs: list[str]) -> list[dict]:
     cells = raw.get("cells")
     if not isinstance(cells, list):
-        return Submission(None, error="not a notebook: 'cells' is not a list")
-    fixed, seen_ids, dropped = [], set(), 0
-    for cell in cells:
-        if not isinstance(cell, dict):
-            dropped += 1
-            continue
-        kind = cell.get("cell_type")
-        if kind not in ("code", "markdown", "raw"):
-            repairs.append(f"a cell of type {kind!r} read as a raw cell")
-            kind = "raw"
-        meta = cell.get("metadata")
-        if not isinstance(meta, dict):
-            meta = {}
-        nbg = meta.get("nbgrader")
-        if nbg is not None and not (isinstance(nbg, dict) and isinstance(nbg.get("grade_id"), str)):
-            del meta["nbgrader"]
-            repairs.append("a cell's broken nbgrader metadata removed")
-        new = {"cell_type": kind, "metadata": meta, "source": _text(cell.get("source"))}
-        if kind == "code":
-            new["outputs"] = []  # outputs are cleared before grading anyway
-            new["execution_count"] = None
-        elif isinstance(cell.get("attachments"), dict):
-            new["attachments"] = cell["attachments"]
-        if raw["nbformat_minor"] >= 5:
-            cid = cell.get("id")
-            if not isinstance(cid, str) or not _ID.match(cid) or cid in seen_ids:
-                cid = uuid.uuid4().hex[:8]
-            seen_ids.add(cid)
-            new["id"] = cid
-        fixed.append(new)
-    if dropped:
-        repairs.append(f"{dropped} entries of 'cells' that were not cells dropped")
-    raw["cells"] = fixed
+        raise _Unreadable("not a notebook: 'cells' is not a list")
+    seen_ids: set = set()
+    fixed = [
+        _cell(c, raw["nbformat_minor"], seen_ids, repairs) for c in cells if isinstance(c, dict)
+    ]
+    if len(fixed) < len(cells):
+        repairs.append(f"{len(cells) - len(fixed)} entries of 'cells' that were not cells dropped")
+    return fixed
+
+
+def read_submission(data: bytes) -> Submission:
+    """Parse and repair; ``Submission.error`` says why not when the file cannot be graded."""
+    repairs: list[str] = []
+    try:
+        raw = _as_version_4(_parse(data), repairs)
+        raw["metadata"] = _metadata(raw, repairs)
+        raw["cells"] = _cells(raw, repairs)
+    except _Unreadable as exc:
+        return Submission(None, error=str(exc))
     raw = {k: raw[k] for k in ("cells", "metadata", "nbformat", "nbformat_minor")}
     try:
         nb = nbformat.from_dict(raw)
         nbformat.validate(nb)
     except Exception as exc:
-        return Submission(None, error=f"not a valid notebook even after repair: "
-                          f"{str(exc).splitlines()[0]}")
+        return Submission(
+            None, error=f"not a valid notebook even after repair: {str(exc).splitlines()[0]}"
+        )
     return Submission(nb, repairs)

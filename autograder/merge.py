@@ -1,0 +1,256 @@
+"""The output course: each result merged into its gradebook and folders; the CSV files.
+
+Why merge through nbgrader's Gradebook API rather than copy databases: a learner's
+submission is a small set of rows (a SubmittedAssignment, a SubmittedNotebook per notebook,
+a Grade and a Comment per cell) that ``update_or_create_submission`` creates exactly as
+nbgrader's autograde does; the merge then sets the fields nbgrader's SaveAutoGrades and
+AssignLatePenalties set (``auto_score``, ``needs_manual_grade``, ``auto_comment``,
+``late_submission_penalty``), and leaves any manual grading already there alone. The
+mistakes the checks named go into the test cells' auto comments as well, so they survive
+in the gradebook whatever happens to the CSV files.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+from . import config
+from .records import GRADED, Cells, Grade, Result, Row, zero_grades
+from .template import generate
+
+MISTAKE_FIELDS = [
+    "learner",
+    "student_id",
+    "assignment",
+    "notebook",
+    "cell",
+    "check",
+    "mistake",
+    "message",
+]
+
+
+def _write(path: Path, data: bytes | str | None) -> None:
+    if data is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        os.chmod(path, 0o644)
+    if isinstance(data, str):
+        path.write_text(data)
+    else:
+        path.write_bytes(data)
+
+
+def _same_assignment(url: str, template_url: str, assignment: str) -> bool:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with (
+        Gradebook(url, config.course_id()) as gb,
+        Gradebook(template_url, config.course_id()) as tg,
+    ):
+        want = {
+            (nb.name, c.name, c.checksum)
+            for nb in tg.find_assignment(assignment).notebooks
+            for c in nb.source_cells
+        }
+        try:
+            have = {
+                (nb.name, c.name, c.checksum)
+                for nb in gb.find_assignment(assignment).notebooks
+                for c in nb.source_cells
+            }
+        except MissingEntry:
+            have = set()
+    return want == have
+
+
+def ensure_output_course(out: Path, assignment: str, tmpl: Path) -> str:
+    """The output folder as an nbgrader course whose gradebook knows the assignment; the
+    gradebook's URL."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "nbgrader_config.py").exists():
+        # nbgrader export writes beside, not over, our grades.csv
+        config.write_config_file(out, overrides={"ExportPlugin.to": "nbgrader_export.csv"})
+    db = out / "gradebook.db"
+    url = config.sqlite_url(db)
+    if not db.exists():
+        shutil.copyfile(tmpl / "gradebook.db", db)
+        return url
+    if not _same_assignment(url, config.sqlite_url(tmpl / "gradebook.db"), assignment):
+        try:  # nbgrader's own bookkeeping brings the gradebook up to date
+            generate(assignment, out, url)
+        except RuntimeError as exc:
+            raise SystemExit(
+                f"the gradebook {db} holds another version of {assignment} with "
+                f"submissions graded against it; grade into a new --out folder.\n"
+                f"{exc}"
+            ) from None
+    return url
+
+
+def _write_files(out: Path, result: Result) -> None:
+    base = Path(result.learner) / result.assignment
+    for nb_id, entry in result.notebooks.items():
+        _write(out / "submitted" / base / f"{nb_id}.ipynb", entry.submitted)
+        _write(out / "autograded" / base / f"{nb_id}.ipynb", entry.autograded)
+        _write(out / "feedback" / base / f"{nb_id}.html", entry.feedback)
+    if result.timestamp:
+        _write(out / "submitted" / base / "timestamp.txt", result.timestamp)
+    _write(out / "submitted" / base / "submission_secret.txt", result.secret)
+    if (out / "feedback" / base).is_dir():  # what nbgrader release_feedback reads there
+        _write(out / "feedback" / base / "timestamp.txt", result.timestamp)
+        _write(out / "feedback" / base / "submission_secret.txt", result.secret)
+
+
+def mistakes_comment(result: Result, nb_id: str, cell: str) -> str | None:
+    """The auto comment of a test cell: the mistakes the checks named, None if none."""
+    found = (
+        [m for m in result.notebooks[nb_id].mistakes if m.cell == cell]
+        if nb_id in result.notebooks
+        else []
+    )
+    if not found:
+        return None
+    return "Mistakes named by the checks: " + "; ".join(
+        f"{m.check}: {m.mistake or 'failed'}" for m in found
+    )
+
+
+def _save_notebook(gb, result: Result, nb_id: str, cells: Cells, scores: dict) -> float:
+    """One notebook's grades and comments into the gradebook; its points after penalty."""
+    entry = result.notebooks.get(nb_id)
+    got: dict[str, Grade] = entry.grades if entry and entry.grades else zero_grades(cells, nb_id)
+    snb = gb.find_submission_notebook(nb_id, result.assignment, result.learner)
+    snb.flagged = result.status != GRADED or bool(result.flags)
+    snb.late_submission_penalty = entry.late_penalty if entry else None
+    total = 0.0
+    by_name = {g.name: g for g in snb.grades}
+    order = [gid for gid, _ in cells.get(nb_id, []) if gid in by_name]
+    for grade in [by_name[gid] for gid in order] + [g for g in snb.grades if g.name not in order]:
+        g = got.get(grade.name) or Grade(0.0, float(grade.max_score))
+        grade.auto_score = g.auto_score
+        grade.needs_manual_grade = g.needs_manual_grade or grade.manual_score is not None
+        score = grade.manual_score if grade.manual_score is not None else grade.auto_score
+        scores[grade.name] = (score, float(grade.max_score))
+        total += score or 0.0
+    comments = entry.comments if entry else {}
+    for comment in snb.comments:
+        text = mistakes_comment(result, nb_id, comment.name)
+        if comment.name in comments or text:
+            comment.auto_comment = "\n".join(t for t in (comments.get(comment.name), text) if t)
+    return total - ((entry.late_penalty if entry else None) or 0.0)
+
+
+def _save_grades(url: str, result: Result, cells: Cells) -> dict:
+    """The result's grades into the gradebook; grade_id -> (points, max points)."""
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import parse_utc
+
+    scores: dict = {}
+    with Gradebook(url, config.course_id()) as gb, warnings.catch_warnings():
+        # nbgrader 0.9's models make SQLAlchemy 2 warn about autoflush; harmless
+        warnings.simplefilter("ignore")
+        gb.update_or_create_student(result.learner)
+        kwargs = {}
+        if result.timestamp:
+            try:
+                kwargs["timestamp"] = parse_utc(result.timestamp)
+            except Exception:
+                pass
+        gb.update_or_create_submission(result.assignment, result.learner, **kwargs)
+        scores["_total"] = sum(_save_notebook(gb, result, nb_id, cells, scores) for nb_id in cells)
+        gb.db.commit()
+    return scores
+
+
+def merge(url: str, out: Path, result: Result, cells: Cells, name: str) -> Row:
+    """Write one learner's result into the gradebook and the course folders; its Row.
+    name: the learner as handed in (result.learner is the nbgrader id)."""
+    _write_files(out, result)
+    scores = _save_grades(url, result, cells)
+    total = scores.pop("_total")
+    reasons = list(dict.fromkeys(result.reasons))
+    if result.flags:
+        reasons.append("flagged for review: " + ", ".join(result.flags))
+    mistakes = list(
+        {
+            (nb_id, m.cell, m.check, m.mistake): {"notebook": nb_id, **asdict(m)}
+            for nb_id, entry in result.notebooks.items()
+            for m in reversed(entry.mistakes)
+        }.values()
+    )[::-1]  # the first of each
+    return Row(
+        learner=name,
+        student_id=result.learner,
+        assignment=result.assignment,
+        score=round(total, 6),
+        max_score=sum(mx for _, mx in scores.values()),
+        scores={gid: pts for gid, (pts, _) in scores.items()},
+        status=result.status,
+        reason="; ".join(reasons),
+        sandbox=result.sandbox or sandbox_status(),
+        digest=result.digest,
+        seconds=round(result.seconds, 1),
+        mistakes=mistakes,
+    )
+
+
+def sandbox_status() -> str:
+    """What grading kernels run in here: "bwrap", or "none (why not)" (kernel/jail.py)."""
+    from .kernel import jail
+
+    return jail.status(os.environ.get("AUTOGRADER_BWRAP", "bwrap"))[1]
+
+
+def recorded_rows(records: Path) -> list[Row]:
+    """Every row recorded under records/<assignment>/, by assignment and learner."""
+    rows = [r for r in map(Row.load, sorted(records.glob("*/*.json"))) if r is not None]
+    return sorted(rows, key=lambda r: (r.assignment, r.learner, r.student_id))
+
+
+def write_grades(out: Path, rows: list[Row]) -> Path:
+    """grades.csv: one line per learner and assignment, a column per test cell."""
+    path = out / "grades.csv"
+    columns = list(dict.fromkeys(gid for row in rows for gid in row.scores))
+    fields = [
+        "learner",
+        "student_id",
+        "assignment",
+        "score",
+        "max_score",
+        *columns,
+        "status",
+        "reason",
+        "sandbox",
+    ]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fields, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({**asdict(row), **row.scores})
+    return path
+
+
+def write_mistakes(out: Path, rows: list[Row]) -> Path:
+    """mistakes.csv: one line per failed check of a test cell of a learner."""
+    path = out / "mistakes.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, MISTAKE_FIELDS)
+        w.writeheader()
+        for row in rows:
+            for m in row.mistakes:
+                w.writerow(
+                    {
+                        "learner": row.learner,
+                        "student_id": row.student_id,
+                        "assignment": row.assignment,
+                        **m,
+                    }
+                )
+    return path
