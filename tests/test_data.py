@@ -25,10 +25,9 @@ from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
+import backprop.data as data
 import numpy as np
 import pytest
-
-import backprop.data as data
 from backprop.data import MNISTError, default_data_dir, fetch_mnist_files, load_mnist
 
 NAMES = list(data.MNIST_FILES)
@@ -72,13 +71,17 @@ def make_dataset(shift: int = 0) -> SimpleNamespace:
         TEST_IMG: gz(idx_bytes(arrays["x_test"])),
         TEST_LBL: gz(idx_bytes(arrays["t_test"])),
     }
-    return SimpleNamespace(arrays=arrays, blobs=blobs, hashes={n: sha256(b) for n, b in blobs.items()})
+    return SimpleNamespace(
+        arrays=arrays, blobs=blobs, hashes={n: sha256(b) for n, b in blobs.items()}
+    )
 
 
 def with_blob(ds: SimpleNamespace, name: str, blob: bytes) -> SimpleNamespace:
     """A copy of ``ds`` where file ``name`` holds ``blob`` and the checksum table agrees."""
     blobs = {**ds.blobs, name: blob}
-    return SimpleNamespace(arrays=ds.arrays, blobs=blobs, hashes={n: sha256(b) for n, b in blobs.items()})
+    return SimpleNamespace(
+        arrays=ds.arrays, blobs=blobs, hashes={n: sha256(b) for n, b in blobs.items()}
+    )
 
 
 def write_files(folder: Path, blobs: dict[str, bytes]) -> None:
@@ -110,27 +113,41 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def serve(tmp_path_factory):
     """``serve(blobs)`` starts an HTTP server on 127.0.0.1 for those files.
 
+    With ``cut=True`` every transfer of a file stops halfway, as when a connection drops.
+
     Returns an object with ``url`` (base URL) and ``requests`` (file names asked for).
     """
     running = []
 
-    def start(blobs: dict[str, bytes]) -> SimpleNamespace:
+    def start(blobs: dict[str, bytes], cut: bool = False) -> SimpleNamespace:
         root = tmp_path_factory.mktemp("www")
         write_files(root, blobs)
         requested: list[str] = []
 
         class Handler(_QuietHandler):
             def do_GET(self):
-                requested.append(self.path.lstrip("/"))
-                super().do_GET()
+                name = self.path.lstrip("/")
+                requested.append(name)
+                if not cut or name not in blobs:
+                    return super().do_GET()
+                # cut=True: announce the whole file, send half of it, hang up.
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(blobs[name])))
+                self.end_headers()
+                self.wfile.write(blobs[name][: len(blobs[name]) // 2])
+                self.close_connection = True
 
         httpd = http.server.ThreadingHTTPServer(
             ("127.0.0.1", 0), partial(Handler, directory=str(root))
         )
-        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         thread.start()
         running.append((httpd, thread))
-        return SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_address[1]}/", requests=requested)
+        return SimpleNamespace(
+            url=f"http://127.0.0.1:{httpd.server_address[1]}/", requests=requested
+        )
 
     yield start
     for httpd, thread in running:
@@ -207,6 +224,7 @@ def test_download_then_load(serve, ds, folder):
         assert sha256((folder / name).read_bytes()) == ds.hashes[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("flatten", [True, False])
 @pytest.mark.parametrize("one_hot", [False, True])
@@ -223,7 +241,9 @@ def test_output_variants(serve, ds, folder, normalize, flatten, one_hot):
 
 def test_module_mirror_list_is_used(serve, ds, folder, monkeypatch):
     server = serve(ds.blobs)
-    monkeypatch.setattr(data, "MIRRORS", [server.url.rstrip("/")])  # works without the trailing slash too
+    monkeypatch.setattr(
+        data, "MIRRORS", [server.url.rstrip("/")]
+    )  # works without the trailing slash too
     assert_matches(load_mnist(data_dir=folder, files=ds.hashes), ds)
     assert sorted(server.requests) == sorted(NAMES)
 
@@ -235,13 +255,16 @@ def test_fetch_mnist_files_returns_paths(serve, ds, folder):
     assert listing(folder) == sorted(NAMES)
 
 
-@pytest.mark.parametrize("bad_kind", ["wrong bytes", "404", "nothing listening"])
+@pytest.mark.parametrize("bad_kind", ["wrong bytes", "404", "nothing listening", "cut"])
 def test_bad_first_mirror_falls_through_to_next(serve, ds, folder, dead_url, bad_kind):
     if bad_kind == "wrong bytes":
         bad = serve({name: b"these are not the bytes you are looking for" for name in NAMES})
         bad_url = bad.url
     elif bad_kind == "404":
         bad = serve({})
+        bad_url = bad.url
+    elif bad_kind == "cut":
+        bad = serve(ds.blobs, cut=True)
         bad_url = bad.url
     else:
         bad, bad_url = None, dead_url
@@ -257,7 +280,8 @@ def test_bad_first_mirror_falls_through_to_next(serve, ds, folder, dead_url, bad
 def test_all_mirrors_bad(serve, ds, folder, dead_url):
     wrong = serve({name: b"wrong bytes" for name in NAMES})
     empty = serve({})  # every file is a 404
-    mirrors = [wrong.url, empty.url, dead_url]
+    cut = serve(ds.blobs, cut=True)
+    mirrors = [wrong.url, empty.url, dead_url, cut.url]
     with pytest.raises(MNISTError) as info:
         load_mnist(data_dir=folder, mirrors=mirrors, files=ds.hashes)
     message = str(info.value)
@@ -266,7 +290,8 @@ def test_all_mirrors_bad(serve, ds, folder, dead_url):
         assert mirror + TRAIN_IMG in message  # every mirror tried, named with the file
     assert "checksum mismatch" in message
     assert "HTTP error 404" in message
-    assert "could not connect" in message
+    assert "could not connect (Connection refused)" in message
+    assert f"{cut.url}{TRAIN_IMG}: transfer broken off" in message
     assert "by hand" in message and str(folder.absolute()) in message and "BACKPROP_DATA" in message
     for name in NAMES:  # the fix names all four files
         assert name in message
@@ -277,7 +302,7 @@ def test_offline_error_says_how_to_fix(ds, folder, dead_url):
     with pytest.raises(MNISTError) as info:
         load_mnist(data_dir=folder, mirrors=[dead_url], files=ds.hashes)
     message = str(info.value)
-    assert f"{dead_url}{TRAIN_IMG}: could not connect" in message
+    assert f"{dead_url}{TRAIN_IMG}: could not connect (Connection refused)" in message
     assert "download the four files" in message
     assert str(folder.absolute()) in message and "BACKPROP_DATA" in message
     for name, digest in ds.hashes.items():
@@ -288,6 +313,26 @@ def test_offline_error_says_how_to_fix(ds, folder, dead_url):
 def test_no_mirrors_at_all(ds, folder):
     with pytest.raises(MNISTError, match="no mirrors given"):
         load_mnist(data_dir=folder, mirrors=[], files=ds.hashes)
+
+
+def test_silent_server_times_out(ds, folder, monkeypatch):
+    # Listening (the kernel completes the handshake) but never answering.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        monkeypatch.setattr(data, "_TIMEOUT", 0.2)
+        with pytest.raises(MNISTError) as info:
+            fetch_mnist_files(folder, mirrors=[url], files=ds.hashes)
+    assert f"{url}{TRAIN_IMG}: timed out after 0.2 s" in str(info.value)
+    assert listing(folder) == []
+
+
+def test_mirrors_must_be_urls_pooch_can_fetch(ds, folder):
+    for mirrors in (["file:///srv/mnist/"], ["/srv/mnist"], "ftp:/wrong"):
+        with pytest.raises(ValueError, match="mirrors must be URLs"):
+            load_mnist(data_dir=folder, mirrors=mirrors, files=ds.hashes)
+    assert listing(folder) == []
 
 
 # --------------------------------------------------------------------------
@@ -349,12 +394,27 @@ def _damaged_cases():
         "truncated gzip": (TRAIN_IMG, good[: len(good) // 2], "gzip data are truncated", True),
         "not gzip": (TRAIN_IMG, images, "not a readable gzip file", True),
         "wrong magic": (TRAIN_LBL, wrong_magic, "magic number is 2050, expected 2049", True),
-        "labels file for images": (TRAIN_IMG, gz(labels), "magic number is 2049, expected 2051", True),
-        "data shorter than header": (TRAIN_IMG, gz(images[:-100]), "promises 15680 data bytes", True),
-        "data longer than header": (TRAIN_IMG, gz(images + b"\x00" * 7), "more than the 15680 data", True),
+        "labels file for images": (
+            TRAIN_IMG,
+            gz(labels),
+            "magic number is 2049, expected 2051",
+            True,
+        ),
+        "data shorter than header": (
+            TRAIN_IMG,
+            gz(images[:-100]),
+            "promises 15680 data bytes",
+            True,
+        ),
+        "data longer than header": (TRAIN_IMG, gz(images + b"\x00" * 7), "holds 15687", True),
         "header cut short": (TEST_LBL, gz(labels[:6]), "inside the IDX header", True),
         "label count differs": (TRAIN_LBL, few_labels, "20 images but 19 labels", False),
-        "label out of range": (TEST_LBL, gz(idx_bytes(np.full(N_TEST, 12))), "labels go up to 12", False),
+        "label out of range": (
+            TEST_LBL,
+            gz(idx_bytes(np.full(N_TEST, 12))),
+            "labels go up to 12",
+            False,
+        ),
     }
 
 
@@ -404,7 +464,7 @@ def test_second_call_uses_cache_only(serve, ds, folder, monkeypatch):
     first[0][0][:] = -1.0  # the caller owns the returned arrays
     assert len(server.requests) == 4
     monkeypatch.setattr(data, "_read_idx", boom)
-    monkeypatch.setattr(data, "_sha256", boom)
+    monkeypatch.setattr(data.pooch, "file_hash", boom)
     monkeypatch.setattr(data, "fetch_mnist_files", boom)
     assert_matches(load_mnist(data_dir=folder, mirrors=[server.url], files=ds.hashes), ds)
     assert len(server.requests) == 4
@@ -443,33 +503,20 @@ def test_corrupt_cache_is_rebuilt(ds, folder, damage, monkeypatch):
     assert listing(folder) == sorted([*NAMES, data.CACHE_NAME])
 
 
-def test_read_only_folder_caches_in_user_folder(ds, folder, tmp_path, monkeypatch):
-    write_files(folder, ds.blobs)
-    real_write = data._write_cache
-
-    def refuse_data_folder(directory, key, arrays):
-        if Path(directory) == folder.absolute():
-            raise PermissionError(13, "Permission denied", str(directory))
-        return real_write(directory, key, arrays)
-
-    monkeypatch.setattr(data, "_write_cache", refuse_data_folder)
-    assert_matches(load_mnist(data_dir=folder, files=ds.hashes), ds)
-    assert (tmp_path / "user-cache" / "backprop" / data.CACHE_NAME).is_file()
-    assert not (folder / data.CACHE_NAME).exists()
-    monkeypatch.setattr(data, "_read_idx", boom)
-    assert_matches(load_mnist(data_dir=folder, files=ds.hashes), ds)
-
-
-def test_no_writable_cache_folder_only_warns(ds, folder, monkeypatch):
+def test_read_only_folder_loads_without_cache(ds, folder, monkeypatch, caplog):
     write_files(folder, ds.blobs)
 
     def refuse(directory, key, arrays):
         raise PermissionError(13, "Permission denied", str(directory))
 
     monkeypatch.setattr(data, "_write_cache", refuse)
-    with pytest.warns(RuntimeWarning, match="Could not write the MNIST cache"):
-        result = load_mnist(data_dir=folder, files=ds.hashes)
-    assert_matches(result, ds)
+    for _ in range(2):  # the second load parses again, from the same files
+        with caplog.at_level("INFO", logger="backprop.data"):
+            assert_matches(load_mnist(data_dir=folder, files=ds.hashes), ds)
+        assert "MNIST not cached" in caplog.text and "Permission denied" in caplog.text
+        caplog.clear()
+    assert listing(folder) == sorted(NAMES)
+    assert listing(Path(data.pooch.os_cache("backprop"))) == []  # no second cache folder
 
 
 def test_failed_cache_write_leaves_no_temporary_file(ds, folder, monkeypatch):
@@ -519,6 +566,7 @@ def copy_real(dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow
 @needs_real
 def test_real_mnist(tmp_path, dead_url):
     folder = copy_real(tmp_path / "mnist")
@@ -539,13 +587,18 @@ def test_real_mnist(tmp_path, dead_url):
     (x_train, t_train), _ = load_mnist(data_dir=folder, mirrors=[dead_url])
     second = time.perf_counter() - start
     assert float(x_train.mean(dtype=np.float64)) == pytest.approx(0.1307, abs=1e-4)
-    print(f"\nreal MNIST: first load (verify + parse + cache) {first:.3f} s, cached load {second:.3f} s")
+    print(
+        f"\nreal MNIST: first load (verify + parse + cache) {first:.3f} s, cached load {second:.3f} s"
+    )
     assert second < 1.0
     assert listing(folder) == sorted([*NAMES, data.CACHE_NAME])
 
 
 @needs_real
-@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc for peak RSS")
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not Path("/proc/self/status").is_file(), reason="needs Linux /proc for peak RSS"
+)
 def test_real_mnist_peak_memory(tmp_path):
     """A fresh process loading MNIST (both from the .gz files and from the cache) stays under 400 MB."""
     folder = copy_real(tmp_path / "mnist")
@@ -565,7 +618,11 @@ def test_real_mnist_peak_memory(tmp_path):
     peaks = []
     for _ in ("parse", "cache"):
         done = subprocess.run(
-            [sys.executable, "-c", script, str(folder)], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", script, str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         peaks.append(int(done.stdout.split()[-1]))
