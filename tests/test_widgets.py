@@ -1,6 +1,7 @@
 """The interactive widgets: the numbers they compute, that they use the learner's
 classes, that moving a control updates what is shown, and that the graph
 drawings keep their labels apart."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,18 +10,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import backprop as bp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from backprop import widgets as bw  # noqa: E402
+from backprop.widgets.graphs import evaluate  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
-
-import backprop as bp  # noqa: E402
-from backprop import widgets as bw  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # --- graph_values ----------------------------------------------------------------------
+
 
 def test_apple_values_and_grads():
     r = bw.graph_values("apple")
@@ -99,7 +101,7 @@ class StubMul:
 def test_graph_values_uses_the_given_classes():
     r = bw.graph_values("apple", mul_layer=SwappedMul)
     assert r["values"]["price"] == pytest.approx(220)  # forward is still right
-    assert r["grads"]["tax"] == pytest.approx(1.1)     # backward is not
+    assert r["grads"]["tax"] == pytest.approx(1.1)  # backward is not
     r = bw.graph_values("xyz", add_layer=DoubleAdd)
     assert r["grads"]["x"] == pytest.approx(-8)
     with pytest.raises(NotImplementedError):
@@ -115,6 +117,7 @@ def test_graph_values_uses_the_given_classes():
 
 # --- graph_explorer --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("graph", sorted(bw.GRAPHS))
 def test_graph_explorer_builds(graph):
     import ipywidgets as widgets
@@ -127,6 +130,7 @@ def test_graph_explorer_builds(graph):
         assert f"d {edge} = {bw.fmt(grad)}" in ex.table.value
 
 
+@pytest.mark.slow
 def test_graph_explorer_shows_reference_gradients():
     table = bw.graph_explorer("apple").table.value
     for text in ("d apple = 2.2", "d apple_num = 110", "d tax = 200", "price = 220"):
@@ -162,7 +166,7 @@ def test_a_broken_mul_layer_shows_wrong_gradients():
     bad = bw.graph_explorer("apple", mul_layer=SwappedMul)
     assert "d apple = 2.2" in good.table.value
     assert "d apple = 2.2" not in bad.table.value
-    assert "d tax = 1.1" in bad.table.value      # what the swapped layer computes
+    assert "d tax = 1.1" in bad.table.value  # what the swapped layer computes
     assert bytes(bad.image.value) != bytes(good.image.value)
     assert "✗" in bad.table.value and set(bad.wrong) >= {"apple", "apple_num", "tax"}
     # the slider still drives the learner's layer
@@ -186,7 +190,7 @@ def test_a_correct_learner_layer_is_confirmed():
 def test_an_unfinished_layer_reports_instead_of_crashing():
     ex = bw.graph_explorer("apple", mul_layer=StubMul)
     assert "NotImplementedError" in ex.table.value
-    assert "price = 220" in ex.table.value      # forward values are still shown
+    assert "price = 220" in ex.table.value  # forward values are still shown
     assert "d apple = ?" in ex.table.value
     assert bytes(ex.image.value).startswith(PNG_MAGIC)
 
@@ -204,19 +208,32 @@ def _label_collisions(fig):
     FigureCanvasAgg(fig)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    texts = [(t.get_gid() or t.get_text(), t.get_window_extent(renderer))
-             for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
-    nodes = [(a.get_gid(), a.get_window_extent(renderer))
-             for a in fig.findobj() if (a.get_gid() or "").startswith("node:")]
+    texts = [
+        (t.get_gid() or t.get_text(), t.get_window_extent(renderer))
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip()
+    ]
+    nodes = [
+        (a.get_gid(), a.get_window_extent(renderer))
+        for a in fig.findobj()
+        if (a.get_gid() or "").startswith("node:")
+    ]
     bad = [(a, b) for (a, ba), (b, bb) in itertools.combinations(texts, 2) if ba.overlaps(bb)]
-    bad += [(t, n) for t, bt in texts if t.startswith(("value:", "grad:"))
-            for n, bn in nodes if bt.overlaps(bn)]
+    bad += [
+        (t, n)
+        for t, bt in texts
+        if t.startswith(("value:", "grad:"))
+        for n, bn in nodes
+        if bt.overlaps(bn)
+    ]
     width, height = fig.canvas.get_width_height()
-    bad += [(t, "outside") for t, b in texts
-            if b.x0 < 0 or b.y0 < 0 or b.x1 > width or b.y1 > height]
+    bad += [
+        (t, "outside") for t, b in texts if b.x0 < 0 or b.y0 < 0 or b.x1 > width or b.y1 > height
+    ]
     return bad
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("graph", sorted(bw.GRAPHS))
 def test_graph_labels_do_not_overlap(graph):
     spec = bw.GRAPHS[graph]
@@ -225,10 +242,14 @@ def test_graph_labels_do_not_overlap(graph):
     settings.append({i.name: i.lo for i in spec.inputs})
     settings.append({i.name: i.hi for i in spec.inputs})
     for _ in range(5):
-        settings.append({i.name: float(rng.choice(np.arange(i.lo, i.hi + i.step / 2, i.step)))
-                         for i in spec.inputs})
+        settings.append(
+            {
+                i.name: float(rng.choice(np.arange(i.lo, i.hi + i.step / 2, i.step)))
+                for i in spec.inputs
+            }
+        )
     for inputs in settings:
-        values, grads, _ = bw._evaluate(spec, inputs, None, None)
+        values, grads, _ = evaluate(spec, inputs, None, None)
         assert _label_collisions(bw.draw_graph(spec, values, grads)) == [], inputs
 
 
@@ -237,17 +258,27 @@ def test_label_collision_check_finds_collisions():
     midpoints, labels do collide."""
     import dataclasses
 
-    tight = {"apple": (0.0, 4.4), "apple_num": (0.0, 3.0), "mul_apple": (3.0, 3.7),
-             "orange": (0.0, 1.6), "orange_num": (0.0, 0.2), "mul_orange": (3.0, 0.9),
-             "add": (6.0, 2.3), "tax": (6.0, 0.2), "mul_tax": (9.0, 2.3), "out": (11.6, 2.3)}
-    spec = dataclasses.replace(bw.GRAPHS["apple_orange"], pos=tight, figsize=(11.0, 5.2),
-                               label_at={})
-    values, grads, _ = bw._evaluate(spec, None, None, None)
+    tight = {
+        "apple": (0.0, 4.4),
+        "apple_num": (0.0, 3.0),
+        "mul_apple": (3.0, 3.7),
+        "orange": (0.0, 1.6),
+        "orange_num": (0.0, 0.2),
+        "mul_orange": (3.0, 0.9),
+        "add": (6.0, 2.3),
+        "tax": (6.0, 0.2),
+        "mul_tax": (9.0, 2.3),
+        "out": (11.6, 2.3),
+    }
+    spec = dataclasses.replace(
+        bw.GRAPHS["apple_orange"], pos=tight, figsize=(11.0, 5.2), label_at={}
+    )
+    values, grads, _ = evaluate(spec, None, None, None)
     assert _label_collisions(bw.draw_graph(spec, values, grads))
 
 
 def test_graph_fonts_are_legible():
-    values, grads, _ = bw._evaluate(bw.GRAPHS["apple"], None, None, None)
+    values, grads, _ = evaluate(bw.GRAPHS["apple"], None, None, None)
     fig = bw.draw_graph("apple", values, grads)
     sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip()]
     assert sizes and min(sizes) >= 10
@@ -265,6 +296,7 @@ def test_fmt():
 
 # --- learning_rate_explorer -------------------------------------------------------------
 
+
 def test_gradient_descent_verdicts():
     assert bw.describe_descent(bw.gradient_descent(0.1, 20))[0] == "converged"
     assert bw.describe_descent(bw.gradient_descent(0.001, 20))[0] == "crawled"
@@ -281,9 +313,11 @@ def test_gradient_descent_finds_the_least_squares_slope():
     numeric = (bw.descent_cost(w + h) - bw.descent_cost(w - h)) / (2 * h)
     assert numeric == pytest.approx(0, abs=1e-6)
     assert bw.descent_grad(0.5) == pytest.approx(
-        (bw.descent_cost(0.5 + h) - bw.descent_cost(0.5 - h)) / (2 * h), rel=1e-6)
+        (bw.descent_cost(0.5 + h) - bw.descent_cost(0.5 - h)) / (2 * h), rel=1e-6
+    )
 
 
+@pytest.mark.slow
 def test_learning_rate_explorer_updates():
     import ipywidgets as widgets
 
@@ -304,6 +338,7 @@ def test_learning_rate_explorer_updates():
 
 # --- depth_explorer ---------------------------------------------------------------------
 
+
 def test_gradient_norms_vanish_with_sigmoid_not_with_relu_he():
     norms, stds = bw.gradient_norms(20, "sigmoid")
     assert norms.shape == stds.shape == (20,)
@@ -314,6 +349,7 @@ def test_gradient_norms_vanish_with_sigmoid_not_with_relu_he():
     assert bw.gradient_norms(5, "relu")[1] == pytest.approx(bw.gradient_norms(8, "relu")[1][:5])
 
 
+@pytest.mark.slow
 def test_depth_explorer_updates():
     import ipywidgets as widgets
 
@@ -332,6 +368,7 @@ def test_depth_explorer_updates():
 
 # --- LiveTrainingView -------------------------------------------------------------------
 
+
 def fake_history(steps: int, eval_every: int) -> list[bp.History]:
     """The History as ``train`` hands it to on_eval at each evaluation."""
     h = bp.History()
@@ -343,11 +380,13 @@ def fake_history(steps: int, eval_every: int) -> list[bp.History]:
             h.eval_steps.append(s)
             h.train_acc.append(acc)
             h.test_acc.append(acc - 0.01)
-            snapshots.append(bp.History(list(h.loss), list(h.train_acc), list(h.test_acc),
-                                        list(h.eval_steps)))
+            snapshots.append(
+                bp.History(list(h.loss), list(h.train_acc), list(h.test_acc), list(h.eval_steps))
+            )
     return snapshots
 
 
+@pytest.mark.slow
 def test_live_training_view_updates_in_place(capsys):
     import ipywidgets as widgets
 
@@ -365,6 +404,7 @@ def test_live_training_view_updates_in_place(capsys):
     assert capsys.readouterr().out == ""  # outside a notebook nothing is printed
 
 
+@pytest.mark.slow
 def test_live_training_view_without_total():
     view = bw.LiveTrainingView()
     view.on_eval(fake_history(1, 1)[0])
@@ -374,26 +414,46 @@ def test_live_training_view_without_total():
     assert bytes(view.image.value).startswith(PNG_MAGIC)
 
 
+@pytest.mark.slow
 def test_live_training_view_with_train():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 4))
     t = (x[:, 0] > 0).astype(int)
     net = bp.TwoLayerNet(4, 8, 2, seed=0)
     view = bw.LiveTrainingView(total_steps=50)
-    history = bp.train(net, x, t, x, t, steps=50, batch_size=20, eval_every=10,
-                       progress=False, on_eval=view.on_eval)
+    history = bp.train(
+        net,
+        x,
+        t,
+        x,
+        t,
+        steps=50,
+        batch_size=20,
+        eval_every=10,
+        progress=False,
+        on_eval=view.on_eval,
+    )
     assert view.calls == len(history.eval_steps) == 6
     assert view.progress.value == 50
 
 
 # --- notebook 1's naming and layout ---------------------------------------------------------
 
+
 def test_edges_are_named_as_in_notebook_1():
     # notebook 1 calls 100 the apple price and 200 apples_total: the widget agrees
     assert bw.GRAPHS["apple"].edges == ["apple", "apple_num", "tax", "apples_total", "price"]
-    assert bw.GRAPHS["apple_orange"].edges == ["apple", "apple_num", "orange", "orange_num",
-                                               "tax", "apples_total", "oranges_total",
-                                               "fruit_total", "price"]
+    assert bw.GRAPHS["apple_orange"].edges == [
+        "apple",
+        "apple_num",
+        "orange",
+        "orange_num",
+        "tax",
+        "apples_total",
+        "oranges_total",
+        "fruit_total",
+        "price",
+    ]
 
 
 @pytest.mark.parametrize("graph", sorted(bw.GRAPHS))
@@ -403,21 +463,26 @@ def test_labels_of_a_drawn_graph_are_apart(graph):
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()
-    texts = [t for t in fig.axes[0].texts
-             if str(t.get_gid()).startswith(("value:", "grad:", "node-label:"))]
+    texts = [
+        t
+        for t in fig.axes[0].texts
+        if str(t.get_gid()).startswith(("value:", "grad:", "node-label:"))
+    ]
     boxes = [(t.get_gid(), t.get_window_extent(renderer)) for t in texts]
     assert len(boxes) >= 2 * len(bw.GRAPHS[graph].edges)
     # labels closer than 12 pixels (at the widget's DPI) read as one crowded block
     for i, (a, box_a) in enumerate(boxes):
-        for b, box_b in boxes[i + 1:]:
-            gap = max(box_a.x0 - box_b.x1, box_b.x0 - box_a.x1,
-                      box_a.y0 - box_b.y1, box_b.y0 - box_a.y1)
+        for b, box_b in boxes[i + 1 :]:
+            gap = max(
+                box_a.x0 - box_b.x1, box_b.x0 - box_a.x1, box_a.y0 - box_b.y1, box_b.y0 - box_a.y1
+            )
             assert gap >= 12, f"{graph}: labels {a} and {b} are {gap:.0f} px apart"
 
 
 def test_table_header_cells_are_spaced():
     # without padding the header reads "edgevalue" in the rendered table
     import re
+
     table = bw.graph_explorer("xyz").table.value
     heads = re.findall(r"<th([^>]*)>(.*?)</th>", table)
     assert [h for _, h in heads][:2] == ["edge", "value"]
@@ -426,7 +491,8 @@ def test_table_header_cells_are_spaced():
 
 def test_depth_verdict_judges_the_sizes_not_only_the_ratio():
     from backprop.widgets import ACTIVATIONS, describe_depth
-    assert describe_depth(np.full(10, 1e23))[0] == "exploding"   # ratio 1, yet useless
+
+    assert describe_depth(np.full(10, 1e23))[0] == "exploding"  # ratio 1, yet useless
     assert describe_depth(np.full(10, 1e-35))[0] == "vanishing"
     assert describe_depth(np.array([np.inf, 1.0]))[0] == "exploding"
     assert describe_depth(np.linspace(1, 2, 10))[0] == "steady"
