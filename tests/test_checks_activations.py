@@ -1,20 +1,28 @@
 """The activation checks of notebook 3: Relu, Sigmoid and Tanh. Wrong answers, written as a
 learner would write them, fail with the mistake named; right answers written differently
 pass; forged records fail without raising."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from backprop.checks import check_relu, check_sigmoid, check_tanh
+from backprop.checks.core import SPECS, judge_observed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backprop.checks import check_relu, check_sigmoid, check_tanh
-from backprop.checks.core import SPECS, judge_observed
-
-PROTOCOL = ("forward", "out", "x unchanged", "backward", "dout unchanged", "dx",
-            "backward twice", "second call")
+PROTOCOL = (
+    "forward",
+    "out",
+    "x unchanged",
+    "backward",
+    "dout unchanged",
+    "dx",
+    "backward twice",
+    "second call",
+)
 
 
 def failed(report, name):
@@ -25,6 +33,7 @@ def failed(report, name):
 
 
 # --- right answers, written in different ways ---------------------------------------------------
+
 
 class ReluCopy:
     def __init__(self):
@@ -96,7 +105,7 @@ class SigmoidMasked:  # two branches filled separately, backward written out as 
         return out
 
     def backward(self, dout):
-        return dout * (self.y - self.y ** 2)
+        return dout * (self.y - self.y**2)
 
 
 class SigmoidTanh:  # sigma(x) = (1 + tanh(x / 2)) / 2, never overflows
@@ -114,7 +123,7 @@ class Tanh:
         return self.out
 
     def backward(self, dout):
-        return dout * (1.0 - self.out ** 2)
+        return dout * (1.0 - self.out**2)
 
 
 class TanhFactored:
@@ -137,36 +146,48 @@ class TanhFromSigmoid:  # tanh(x) = 2 sigma(2x) - 1, written stably; backward fr
         return np.einsum("...,...->...", dout, 1 - self.out * self.out)
 
 
-RIGHT = [(check_relu, c, {}) for c in (ReluCopy, ReluWhere, ReluMultiply, ReluLoop)] + \
-    [(check_sigmoid, c, kw) for c in (SigmoidStable, SigmoidMasked, SigmoidTanh)
-     for kw in ({}, {"scale": 800})] + \
-    [(check_tanh, c, kw) for c in (Tanh, TanhFactored, TanhFromSigmoid)
-     for kw in ({}, {"scale": 800})]
+RIGHT = (
+    [(check_relu, c, {}) for c in (ReluCopy, ReluWhere, ReluMultiply, ReluLoop)]
+    + [
+        (check_sigmoid, c, kw)
+        for c in (SigmoidStable, SigmoidMasked, SigmoidTanh)
+        for kw in ({}, {"scale": 800})
+    ]
+    + [
+        (check_tanh, c, kw)
+        for c in (Tanh, TanhFactored, TanhFromSigmoid)
+        for kw in ({}, {"scale": 800})
+    ]
+)
 
 
-@pytest.mark.parametrize("check, layer, kw", RIGHT,
-                         ids=[f"{c.spec.name}-{l.__name__}-{kw}" for c, l, kw in RIGHT])
+@pytest.mark.parametrize(
+    "check, layer, kw", RIGHT, ids=[f"{c.spec.name}-{cls.__name__}-{kw}" for c, cls, kw in RIGHT]
+)
 @pytest.mark.parametrize("shape", [(4, 5), (3,), (2, 3, 4)])
 def test_right_answers_pass(check, layer, kw, shape):
     report = check(layer, seed=3, shape=shape, **kw)
     assert all(name in report for name in PROTOCOL), str(report)
     # at |x| ~ 800 the numerical gradient of a saturated unit is rounding noise: the notebook
     # asserts only these there
-    judged = PROTOCOL if not kw else ("forward", "out", "x unchanged", "backward",
-                                      "dout unchanged")
+    judged = PROTOCOL if not kw else ("forward", "out", "x unchanged", "backward", "dout unchanged")
     report.assert_ok(*judged)
 
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), shape=st.lists(st.integers(1, 5), min_size=1, max_size=3))
 def test_right_answers_pass_on_any_data(seed, shape):
-    for check, layer in ((check_relu, ReluWhere), (check_sigmoid, SigmoidStable),
-                         (check_tanh, TanhFactored)):
+    for check, layer in (
+        (check_relu, ReluWhere),
+        (check_sigmoid, SigmoidStable),
+        (check_tanh, TanhFactored),
+    ):
         report = check(layer, seed=seed, shape=tuple(shape))
         assert report.ok, str(report)
 
 
 # --- wrong answers, as a learner would write them -------------------------------------------
+
 
 class ReluMaskOnce(ReluCopy):  # the mask computed on the first call only
     def forward(self, x):
@@ -280,12 +301,12 @@ class TanhFromInput:
         return np.tanh(x)
 
     def backward(self, dout):
-        return dout * (1 - self.x ** 2)
+        return dout * (1 - self.x**2)
 
 
 class TanhNoDout(Tanh):
     def backward(self, dout):
-        return 1 - self.out ** 2
+        return 1 - self.out**2
 
 
 class TanhNotSquared(Tanh):
@@ -300,7 +321,7 @@ class TanhSigmoidRule(Tanh):
 
 class TanhSign(Tanh):
     def backward(self, dout):
-        return dout * (self.out ** 2 - 1)
+        return dout * (self.out**2 - 1)
 
 
 class TanhOnce:
@@ -312,7 +333,7 @@ class TanhOnce:
         return np.tanh(x)
 
     def backward(self, dout):
-        return dout * (1 - self.out ** 2)
+        return dout * (1 - self.out**2)
 
 
 class TanhInPlace:
@@ -322,12 +343,12 @@ class TanhInPlace:
         return x
 
     def backward(self, dout):
-        return dout * (1 - self.out ** 2)
+        return dout * (1 - self.out**2)
 
 
 class TanhDoutInPlace(Tanh):
     def backward(self, dout):
-        dout *= 1 - self.out ** 2
+        dout *= 1 - self.out**2
         return dout
 
 
@@ -366,8 +387,11 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("check, layer, kw, name, key, words", WRONG,
-                         ids=[f"{c.spec.name}-{l.__name__}" for c, l, *_ in WRONG])
+@pytest.mark.parametrize(
+    "check, layer, kw, name, key, words",
+    WRONG,
+    ids=[f"{c.spec.name}-{cls.__name__}" for c, cls, *_ in WRONG],
+)
 def test_wrong_answers_fail_with_the_mistake_named(check, layer, kw, name, key, words):
     report = check(layer, seed=0, **kw)
     bad = failed(report, name)
@@ -390,13 +414,23 @@ def test_the_naive_sigmoid_passes_ordinary_inputs():
 
 # --- forged and garbage records -------------------------------------------------------------
 
-GARBAGE = [{}, {"out": "220"}, {"out": None, "grads": None}, {"error": "boom"},
-           {"out": [1, 2], "grads": "dx", "after_forward": 3, "dout_after": "x"},
-           {"out": np.ones((4, 5)), "grads": [np.ones((4, 5))] * 5},
-           {"out": {"a": 1}, "grads": [[1, 2], [3]], "grads_again": 7,
-            "after_forward": {"x": "s"}, "after_backward": []},
-           {"error": {"step": "backward", "raised": "not a Raised"}, "out": np.zeros((4, 5))},
-           "not a dict"]
+GARBAGE = [
+    {},
+    {"out": "220"},
+    {"out": None, "grads": None},
+    {"error": "boom"},
+    {"out": [1, 2], "grads": "dx", "after_forward": 3, "dout_after": "x"},
+    {"out": np.ones((4, 5)), "grads": [np.ones((4, 5))] * 5},
+    {
+        "out": {"a": 1},
+        "grads": [[1, 2], [3]],
+        "grads_again": 7,
+        "after_forward": {"x": "s"},
+        "after_backward": [],
+    },
+    {"error": {"step": "backward", "raised": "not a Raised"}, "out": np.zeros((4, 5))},
+    "not a dict",
+]
 
 
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])

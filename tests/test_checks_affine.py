@@ -1,9 +1,9 @@
 """Notebook 4's checks: BiasAdd and Affine, wrong answers named, right ones passing."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from backprop.checks import check_affine, check_bias_add
 
 
@@ -49,8 +49,15 @@ def test_right_bias_adds_pass(cls, seed, n, m):
     assert check_bias_add(cls, seed=seed, batch_size=n, size=m).ok
 
 
-@pytest.mark.parametrize("cls, key", [(BiasMean, "db_mean"), (BiasNotSummed, "not_summed"),
-                                      (BiasNoDout, "no_dout"), (BiasFirstRow, "mismatch")])
+@pytest.mark.parametrize(
+    "cls, key",
+    [
+        (BiasMean, "db_mean"),
+        (BiasNotSummed, "not_summed"),
+        (BiasNoDout, "no_dout"),
+        (BiasFirstRow, "mismatch"),
+    ],
+)
 def test_wrong_bias_adds_are_named(cls, key):
     report = check_bias_add(cls, seed=0)
     assert key in report.mistakes, str(report)
@@ -96,11 +103,14 @@ def test_right_affine_passes_flat_and_nd():
     assert check_affine(Affine, seed=2, x_shape=(3, 2, 2, 2), out_size=8).ok
 
 
-@pytest.mark.parametrize("cls, name, key, shape", [
-    (Accumulates, "backward twice", "accumulates", (4, 5)),
-    (CopiesW, "second call", "copied_params", (4, 5)),
-    (NoReshape, "dx", "shape", (3, 2, 2, 2)),
-])
+@pytest.mark.parametrize(
+    "cls, name, key, shape",
+    [
+        (Accumulates, "backward twice", "accumulates", (4, 5)),
+        (CopiesW, "second call", "copied_params", (4, 5)),
+        (NoReshape, "dx", "shape", (3, 2, 2, 2)),
+    ],
+)
 def test_wrong_affines_are_named(cls, name, key, shape):
     report = check_affine(cls, seed=3, x_shape=shape, out_size=8 if len(shape) > 2 else 5)
     assert report[name].mistake == key, str(report)

@@ -1,18 +1,18 @@
 """The check machinery: the record channel, test-cell plans, and verdicts reached outside
 the learner's kernel from what it published."""
+
 from __future__ import annotations
 
 import json
 
+import backprop as bp
 import numpy as np
 import pytest
+from backprop import checks
+from backprop.checks import channel, core
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-import backprop as bp
-from backprop import checks
-from backprop.checks import channel, core
 
 
 class MyAffine:  # a learner's right answer
@@ -54,8 +54,14 @@ def published(monkeypatch):
     outputs: list[dict] = []
     monkeypatch.setenv(checks.MODE_ENV, "collect")
     import IPython.display
-    monkeypatch.setattr(IPython.display, "display", lambda data, raw=False: outputs.append(
-        {"output_type": "display_data", "data": data, "metadata": {}}))
+
+    monkeypatch.setattr(
+        IPython.display,
+        "display",
+        lambda data, raw=False: outputs.append(
+            {"output_type": "display_data", "data": data, "metadata": {}}
+        ),
+    )
     return outputs
 
 
@@ -69,8 +75,13 @@ def grade(cls, outputs, source=CELL):
 
 # --- the channel ------------------------------------------------------------------------------
 
-@given(hnp.arrays(st.sampled_from([np.float64, np.int64, np.bool_, np.float32]),
-                  hnp.array_shapes(min_dims=0, max_dims=4, max_side=5)))
+
+@given(
+    hnp.arrays(
+        st.sampled_from([np.float64, np.int64, np.bool_, np.float32]),
+        hnp.array_shapes(min_dims=0, max_dims=4, max_side=5),
+    )
+)
 def test_arrays_survive_the_channel(arr):
     back = channel.decode(channel.encode({"a": arr, "b": [arr, None, 1.5, "s"]}))
     assert back["a"].dtype == arr.dtype and back["a"].shape == arr.shape
@@ -86,11 +97,19 @@ def test_snapshot_is_taken_at_once_and_keeps_no_objects():
     assert isinstance(snap["f"], channel.Opaque) and isinstance(snap["o"], channel.Opaque)
 
 
-@pytest.mark.parametrize("text", [
-    "not json", '{"__array__": ["|O", [1], "AA=="]}', '{"__array__": ["<f8", [2], "AA=="]}',
-    '{"__array__": ["<f8", [-1], ""]}', '{"__float__": "1e400"}', '{"__raised__": [1, 2]}',
-    "[" * 100 + "]" * 100, '{"__array__": ["V8", [1], "AAAAAAAAAAA="]}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        '{"__array__": ["|O", [1], "AA=="]}',
+        '{"__array__": ["<f8", [2], "AA=="]}',
+        '{"__array__": ["<f8", [-1], ""]}',
+        '{"__float__": "1e400"}',
+        '{"__raised__": [1, 2]}',
+        "[" * 100 + "]" * 100,
+        '{"__array__": ["V8", [1], "AAAAAAAAAAA="]}',
+    ],
+)
 def test_malformed_records_are_refused(text):
     with pytest.raises(channel.ChannelError):
         channel.decode(text)
@@ -104,24 +123,36 @@ def test_oversized_record_is_refused(monkeypatch):
 
 # --- plans ---------------------------------------------------------------------------------
 
+
 def test_plan_reads_checks_and_their_literal_arguments():
     planned = core.plan(CELL)
     assert [(p.check, p.target, p.args, p.names) for p in planned] == [
         ("affine", "MyAffine", {"seed": 0}, ("dx",)),
-        ("affine", "MyAffine", {"seed": 7, "x_shape": (3, 2, 2), "out_size": 4}, ("dx", "dW"))]
+        ("affine", "MyAffine", {"seed": 7, "x_shape": (3, 2, 2), "out_size": 4}, ("dx", "dW")),
+    ]
 
 
-@pytest.mark.parametrize("source", [
-    "assert True", "x = 1", "check_affine(A, seed=f()).assert_ok('dx')",
-    "check_nothing(A).assert_ok()", "check_affine(A, seed=0)", "print(1)",
-    "check_affine(A, seed=0).assert_ok(name)", "for i in []: pass", "check_affine(A(), seed=0).assert_ok()",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "assert True",
+        "x = 1",
+        "check_affine(A, seed=f()).assert_ok('dx')",
+        "check_nothing(A).assert_ok()",
+        "check_affine(A, seed=0)",
+        "print(1)",
+        "check_affine(A, seed=0).assert_ok(name)",
+        "for i in []: pass",
+        "check_affine(A(), seed=0).assert_ok()",
+    ],
+)
 def test_plan_refuses_anything_else(source):
     with pytest.raises(checks.PlanError):
         core.plan(source)
 
 
 # --- verdicts reached by the grader --------------------------------------------------------
+
 
 def test_in_process_and_graded_verdicts_agree(published, monkeypatch):
     grade(NoTranspose, published)
@@ -131,7 +162,8 @@ def test_in_process_and_graded_verdicts_agree(published, monkeypatch):
     with pytest.raises(AssertionError) as err:
         checks.check_affine(NoTranspose, seed=0).assert_ok("dx")
     assert verdict.failure_text.splitlines()[0] == str(err.value).splitlines()[0].replace(
-        "NoTranspose", "MyAffine")
+        "NoTranspose", "MyAffine"
+    )
 
 
 def test_right_answer_passes_when_graded(published):
@@ -168,11 +200,27 @@ def test_records_for_other_data_are_not_taken(published):
 
 
 def test_garbage_observations_fail_without_raising(published):
-    bad = [{"output_type": "display_data", "data": {checks.RECORD_MIME: json.dumps(
-        {"check": "affine", "args": {"seed": 0}, "names": ["dx"], "observed": obs})}}
-        for obs in ['{"out": "x", "grads": {"a": 1}}']]
-    bad2 = [{"output_type": "display_data", "data": {checks.RECORD_MIME: json.dumps(
-        {"check": "affine", "args": {"seed": 0}, "names": ["dx"], "observed": "[1, 2"})}}]
+    bad = [
+        {
+            "output_type": "display_data",
+            "data": {
+                checks.RECORD_MIME: json.dumps(
+                    {"check": "affine", "args": {"seed": 0}, "names": ["dx"], "observed": obs}
+                )
+            },
+        }
+        for obs in ['{"out": "x", "grads": {"a": 1}}']
+    ]
+    bad2 = [
+        {
+            "output_type": "display_data",
+            "data": {
+                checks.RECORD_MIME: json.dumps(
+                    {"check": "affine", "args": {"seed": 0}, "names": ["dx"], "observed": "[1, 2"}
+                )
+            },
+        }
+    ]
     for outputs in (bad, bad2):
         verdict = checks.verify_cell("check_affine(MyAffine, seed=0).assert_ok('dx')", outputs)
         assert not verdict.ok
@@ -181,8 +229,12 @@ def test_garbage_observations_fail_without_raising(published):
 @pytest.mark.parametrize("name", sorted(core.SPECS))
 def test_every_check_survives_a_garbage_record(name):
     spec = core.SPECS[name]
-    for observed in ({}, {"error": "x"}, {"out": "text", "grads": "text", "grads2": 5},
-                     {"out": None, "after_forward": 3, "grads": [None], "param_grads": 1}):
+    for observed in (
+        {},
+        {"error": "x"},
+        {"out": "text", "grads": "text", "grads2": 5},
+        {"out": None, "after_forward": 3, "grads": [None], "param_grads": 1},
+    ):
         report = spec.verify(spec.inputs(), observed)  # verify itself, not the safety net
         assert not report.ok
 
@@ -197,5 +249,6 @@ def test_an_exception_names_the_learners_line():
 def test_delegating_while_grading_still_refused(published):
     class Mine(bp.Affine):
         pass
+
     verdict = checks.verify_cell(CELL, grade(Mine, published))
     assert not verdict.ok and "delegated" in verdict.mistakes

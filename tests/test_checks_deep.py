@@ -1,11 +1,11 @@
 """check_init_std, check_multilayer_net and check_layer_norms (notebook 8)."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
 
 import numpy as np
 import pytest
-
 from backprop import Affine, Relu, Sigmoid, SoftmaxWithLoss, Tanh
 from backprop.checks import check_init_std, check_layer_norms, check_multilayer_net
 from backprop.checks.core import SPECS
@@ -14,6 +14,7 @@ KINDS = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}
 
 
 # --- init_std ---------------------------------------------------------------------------------
+
 
 def std_right(n_in, weight_init):
     if weight_init == "he":
@@ -50,18 +51,22 @@ def test_right_init_std_passes(fn, seed):
     check_init_std(fn, seed=seed).assert_ok()
 
 
-@pytest.mark.parametrize("fn, name, mistake, words", [
-    (std_variance, "he", "no_sqrt", "square root"),
-    (std_swapped, "he", "swapped", "ReLU"),
-    (std_over_n, "he", "sqrt_c_over_n", "1 / sqrt(n_in)"),
-    (std_ignores_number, "number", "mismatch", "itself"),
-])
+@pytest.mark.parametrize(
+    "fn, name, mistake, words",
+    [
+        (std_variance, "he", "no_sqrt", "square root"),
+        (std_swapped, "he", "swapped", "ReLU"),
+        (std_over_n, "he", "sqrt_c_over_n", "1 / sqrt(n_in)"),
+        (std_ignores_number, "number", "mismatch", "itself"),
+    ],
+)
 def test_wrong_init_std_is_named(fn, name, mistake, words):
     report = check_init_std(fn, seed=1)
     assert report[name].mistake == mistake and words in report[name].message
 
 
 # --- MultiLayerNet ----------------------------------------------------------------------------
+
 
 class Net:
     """A right answer: plain dict params shared with the layers."""
@@ -71,8 +76,9 @@ class Net:
     copies = False
     fan = "in"
 
-    def __init__(self, input_size, hidden_sizes, output_size, activation="relu",
-                 weight_init="he", seed=None):
+    def __init__(
+        self, input_size, hidden_sizes, output_size, activation="relu", weight_init="he", seed=None
+    ):
         rng = np.random.default_rng(seed)
         sizes = [input_size, *hidden_sizes, output_size]
         self.n = len(sizes) - 1
@@ -85,8 +91,9 @@ class Net:
             self.params[f"W{l}"] = std * rng.standard_normal((n_in, n_out))
             self.params[f"b{l}"] = np.zeros(n_out)
             W, b = self.params[f"W{l}"], self.params[f"b{l}"]
-            self.layers[f"Affine{l}"] = Affine(W.copy() if self.copies else W,
-                                               b.copy() if self.copies else b)
+            self.layers[f"Affine{l}"] = Affine(
+                W.copy() if self.copies else W, b.copy() if self.copies else b
+            )
             if l < self.n or self.output_activation:
                 self.layers[f"Act{l}"] = act if self.shared else KINDS[activation]()
         self.last = SoftmaxWithLoss()
@@ -104,8 +111,11 @@ class Net:
         dout = self.last.backward(1.0)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
-        return {f"{p}{l}": getattr(self.layers[f"Affine{l}"], "d" + p)
-                for l in range(1, self.n + 1) for p in "Wb"}
+        return {
+            f"{p}{l}": getattr(self.layers[f"Affine{l}"], "d" + p)
+            for l in range(1, self.n + 1)
+            for p in "Wb"
+        }
 
 
 class NetEinsum(Net):
@@ -116,8 +126,13 @@ class NetEinsum(Net):
         for l in range(1, self.n + 1):
             x = np.einsum("nd,dm->nm", x, self.params[f"W{l}"]) + self.params[f"b{l}"]
             if l < self.n:
-                x = np.where(x > 0, x, 0) if self.act == "relu" else np.tanh(x) \
-                    if self.act == "tanh" else 1 / (1 + np.exp(-x))
+                x = (
+                    np.where(x > 0, x, 0)
+                    if self.act == "relu"
+                    else np.tanh(x)
+                    if self.act == "tanh"
+                    else 1 / (1 + np.exp(-x))
+                )
             self.cache.append(x)
         return x
 
@@ -140,8 +155,13 @@ class NetEinsum(Net):
             d = d @ self.params[f"W{l}"].T
             if l > 1:
                 y = h
-                d = d * ((y > 0) if self.act == "relu" else (1 - y ** 2)
-                         if self.act == "tanh" else y * (1 - y))
+                d = d * (
+                    (y > 0)
+                    if self.act == "relu"
+                    else (1 - y**2)
+                    if self.act == "tanh"
+                    else y * (1 - y)
+                )
         return grads
 
 
@@ -168,9 +188,15 @@ class NotReversed(Net):
         layers = list(self.layers.values())
         for layer in [layers[-1], *layers[:-1][::-1][1:], layers[-2]]:
             dout = layer.backward(dout)
-        return super().gradient(x, t) if False else {
-            f"{p}{l}": getattr(self.layers[f"Affine{l}"], "d" + p)
-            for l in range(1, self.n + 1) for p in "Wb"}
+        return (
+            super().gradient(x, t)
+            if False
+            else {
+                f"{p}{l}": getattr(self.layers[f"Affine{l}"], "d" + p)
+                for l in range(1, self.n + 1)
+                for p in "Wb"
+            }
+        )
 
 
 class OneLayerShort(Net):
@@ -185,22 +211,31 @@ class Raises(Net):
 
 @pytest.mark.parametrize("cls", [Net, NetEinsum])
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
-@pytest.mark.parametrize("args", [{}, {"seed": 3, "hidden_sizes": [6, 2], "weight_init": "xavier"},
-                                  {"seed": 5, "hidden_sizes": [3], "weight_init": 0.7}])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"seed": 3, "hidden_sizes": [6, 2], "weight_init": "xavier"},
+        {"seed": 5, "hidden_sizes": [3], "weight_init": 0.7},
+    ],
+)
 def test_right_nets_pass(cls, activation, args):
     check_multilayer_net(cls, activation=activation, **args).assert_ok()
 
 
-@pytest.mark.parametrize("cls, activation, name, mistake, words", [
-    (OutputActivation, "relu", "loss", "activation_on_output", "last Affine"),
-    (OutputActivation, "sigmoid", "loss", "activation_on_output", "last Affine"),
-    (SharedActivation, "relu", "gradient", "error", "own activation object"),
-    (CopiedParams, "tanh", "loss", "copied_params", "copies"),
-    (FanOut, "relu", "init", "fan_out", "n_in"),
-    (NotReversed, "tanh", "gradient", None, "d"),
-    (OneLayerShort, "relu", "params", "missing", "Affine layers"),
-    (Raises, "relu", "gradient", "error", "not written yet"),
-])
+@pytest.mark.parametrize(
+    "cls, activation, name, mistake, words",
+    [
+        (OutputActivation, "relu", "loss", "activation_on_output", "last Affine"),
+        (OutputActivation, "sigmoid", "loss", "activation_on_output", "last Affine"),
+        (SharedActivation, "relu", "gradient", "error", "own activation object"),
+        (CopiedParams, "tanh", "loss", "copied_params", "copies"),
+        (FanOut, "relu", "init", "fan_out", "n_in"),
+        (NotReversed, "tanh", "gradient", None, "d"),
+        (OneLayerShort, "relu", "params", "missing", "Affine layers"),
+        (Raises, "relu", "gradient", "error", "not written yet"),
+    ],
+)
 def test_wrong_nets_are_named(cls, activation, name, mistake, words):
     report = check_multilayer_net(cls, activation=activation, seed=2)
     assert not report[name].ok, report
@@ -212,6 +247,7 @@ def test_wrong_nets_are_named(cls, activation, name, mistake, words):
 
 
 # --- layer_norms ------------------------------------------------------------------------------
+
 
 def norms_right(grads):
     L = sum(k.startswith("W") for k in grads)
@@ -228,7 +264,9 @@ def norms_squared(grads):
 
 
 def norms_biases(grads):
-    return np.array([np.linalg.norm(grads[k]) for k in sorted(grads, key=lambda k: (int(k[1:]), k))])
+    return np.array(
+        [np.linalg.norm(grads[k]) for k in sorted(grads, key=lambda k: (int(k[1:]), k))]
+    )
 
 
 def norms_string_order(grads):
@@ -255,24 +293,43 @@ def test_right_norms_pass(fn, args):
     check_layer_norms(fn, **args).assert_ok()
 
 
-@pytest.mark.parametrize("fn, name, mistake", [
-    (norms_squared, "norms", "squared"), (norms_biases, "norms", "with_biases"),
-    (norms_string_order, "norms", "string_order"), (norms_dict_order, "order", "order"),
-    (norms_mean_abs, "norms", "mean_abs"), (norms_in_place, "grads unchanged", "mutated_input"),
-])
+@pytest.mark.parametrize(
+    "fn, name, mistake",
+    [
+        (norms_squared, "norms", "squared"),
+        (norms_biases, "norms", "with_biases"),
+        (norms_string_order, "norms", "string_order"),
+        (norms_dict_order, "order", "order"),
+        (norms_mean_abs, "norms", "mean_abs"),
+        (norms_in_place, "grads unchanged", "mutated_input"),
+    ],
+)
 def test_wrong_norms_are_named(fn, name, mistake):
     report = check_layer_norms(fn, seed=1)
     assert report[name].mistake == mistake, report[name]
 
 
 @pytest.mark.parametrize("check", ["init_std", "multilayer_net", "layer_norms"])
-@pytest.mark.parametrize("observed", [
-    {}, {"he": "x", "params": [1], "ordered": "s", "init": 3, "loss": "a"},
-    {"he": [None, [1, 2]], "params": {"W1": "x"}, "error": {"raised": 1},
-     "ordered": [[1.0]], "shuffled_after": {"W1": 2}},
-    {"params": {f"{p}{l}": np.zeros(1) for l in range(1, 5) for p in "Wb"}, "grads": {"W1": "q"},
-     "init": {"he": {"W1": "x"}}, "update_error": 5},
-])
+@pytest.mark.parametrize(
+    "observed",
+    [
+        {},
+        {"he": "x", "params": [1], "ordered": "s", "init": 3, "loss": "a"},
+        {
+            "he": [None, [1, 2]],
+            "params": {"W1": "x"},
+            "error": {"raised": 1},
+            "ordered": [[1.0]],
+            "shuffled_after": {"W1": 2},
+        },
+        {
+            "params": {f"{p}{l}": np.zeros(1) for l in range(1, 5) for p in "Wb"},
+            "grads": {"W1": "q"},
+            "init": {"he": {"W1": "x"}},
+            "update_error": 5,
+        },
+    ],
+)
 def test_verify_survives_garbage(check, observed):
     spec = SPECS[check]
     report = spec.verify(spec.inputs(), observed)

@@ -1,18 +1,23 @@
 """The checks of notebook 5: softmax, cross_entropy_error, the softmax Jacobian,
 SoftmaxWithLoss and IdentityWithLoss. Wrong answers, written as a learner would write them,
 fail with the mistake named; right answers written differently pass; forged records fail."""
+
 from __future__ import annotations
 
+import backprop as bp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import backprop as bp
-from backprop.checks import (check_cross_entropy_error, check_identity_with_loss,
-                             check_softmax, check_softmax_jacobian, check_softmax_with_loss)
+from backprop.checks import (
+    check_cross_entropy_error,
+    check_identity_with_loss,
+    check_softmax,
+    check_softmax_jacobian,
+    check_softmax_with_loss,
+)
 from backprop.checks.core import SPECS, judge_observed
 from backprop.gradcheck import numerical_gradient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def failed(report, name):
@@ -20,6 +25,7 @@ def failed(report, name):
 
 
 # --- softmax ------------------------------------------------------------------------------------
+
 
 def softmax_right(x):
     x = np.asarray(x, dtype=np.float64)
@@ -77,14 +83,17 @@ def test_softmax_right_answers_pass(fn):
     check_softmax(fn, seed=3).assert_ok()
 
 
-@pytest.mark.parametrize("fn, name, mistake", [
-    (softmax_naive, "stable", "not_shifted"),
-    (softmax_global_max, "stable", "global_max"),
-    (softmax_whole_sum, "batch", "not_per_row"),
-    (softmax_axis0, "batch", "wrong_axis"),
-    (softmax_axis1, "single row", "error"),
-    (softmax_inplace, "x unchanged", "mutated_input"),
-])
+@pytest.mark.parametrize(
+    "fn, name, mistake",
+    [
+        (softmax_naive, "stable", "not_shifted"),
+        (softmax_global_max, "stable", "global_max"),
+        (softmax_whole_sum, "batch", "not_per_row"),
+        (softmax_axis0, "batch", "wrong_axis"),
+        (softmax_axis1, "single row", "error"),
+        (softmax_inplace, "x unchanged", "mutated_input"),
+    ],
+)
 def test_softmax_wrong_answers_are_named(fn, name, mistake):
     report = check_softmax(fn, seed=0)
     assert failed(report, name) == mistake, str(report)
@@ -102,6 +111,7 @@ def test_softmax_check_passes_right_answers_on_any_data(seed, n, c):
 
 
 # --- cross_entropy_error ---------------------------------------------------------------------
+
 
 def ce_right(y, t, eps=1e-12):
     y, t = np.asarray(y, dtype=np.float64), np.asarray(t)
@@ -156,13 +166,16 @@ def test_cross_entropy_right_answers_pass(fn):
     check_cross_entropy_error(fn, seed=2).assert_ok()
 
 
-@pytest.mark.parametrize("fn, name, mistake", [
-    (ce_sum, "one-hot", "batch_size"),
-    (ce_no_eps, "eps", "nonfinite"),
-    (ce_positive, "indices", "sign"),
-    (ce_one_hot_only, "indices", "error"),
-    (ce_no_single, "single sample", "error"),
-])
+@pytest.mark.parametrize(
+    "fn, name, mistake",
+    [
+        (ce_sum, "one-hot", "batch_size"),
+        (ce_no_eps, "eps", "nonfinite"),
+        (ce_positive, "indices", "sign"),
+        (ce_one_hot_only, "indices", "error"),
+        (ce_no_single, "single sample", "error"),
+    ],
+)
 def test_cross_entropy_wrong_answers_are_named(fn, name, mistake):
     with np.errstate(all="ignore"):
         report = check_cross_entropy_error(fn, seed=0)
@@ -170,6 +183,7 @@ def test_cross_entropy_wrong_answers_are_named(fn, name, mistake):
 
 
 # --- softmax Jacobian --------------------------------------------------------------------------
+
 
 def jac_loop(x):
     y = softmax_right(x)
@@ -207,12 +221,15 @@ def test_jacobian_right_answers_pass(fn):
     check_softmax_jacobian(fn, seed=1).assert_ok()
 
 
-@pytest.mark.parametrize("fn, name, mistake", [
-    (jac_diag_only, "off-diagonal", "off_zero"),
-    (jac_plus, "off-diagonal", "sign"),
-    (jac_diag_y, "diagonal", "diag_missing_term"),
-    (jac_wrong_shape, "diagonal", "shape"),
-])
+@pytest.mark.parametrize(
+    "fn, name, mistake",
+    [
+        (jac_diag_only, "off-diagonal", "off_zero"),
+        (jac_plus, "off-diagonal", "sign"),
+        (jac_diag_y, "diagonal", "diag_missing_term"),
+        (jac_wrong_shape, "diagonal", "shape"),
+    ],
+)
 def test_jacobian_wrong_answers_are_named(fn, name, mistake):
     report = check_softmax_jacobian(fn, seed=0)
     assert failed(report, name) == mistake, str(report)
@@ -224,6 +241,7 @@ def test_jacobian_diagonal_passes_alone_when_only_off_diagonal_is_wrong():
 
 
 # --- SoftmaxWithLoss -----------------------------------------------------------------------------
+
 
 class SWL:
     def forward(self, x, t):
@@ -280,12 +298,15 @@ def test_softmax_with_loss_right_answers_pass(cls):
     check_softmax_with_loss(cls, seed=1, scale=1000).assert_ok("forward", "out")
 
 
-@pytest.mark.parametrize("cls, name, mistake, kwargs", [
-    (SWLNoDout, "dx", "ignores_dout", {"scale": 1.0}),
-    (SWLMutates, "backward twice", "state_changed", {"scale": 1.0}),
-    (SWLNoN, "dx", "batch_size", {"scale": 1.0}),
-    (SWLEps, "out", None, {"scale": 1000}),
-])
+@pytest.mark.parametrize(
+    "cls, name, mistake, kwargs",
+    [
+        (SWLNoDout, "dx", "ignores_dout", {"scale": 1.0}),
+        (SWLMutates, "backward twice", "state_changed", {"scale": 1.0}),
+        (SWLNoN, "dx", "batch_size", {"scale": 1.0}),
+        (SWLEps, "out", None, {"scale": 1000}),
+    ],
+)
 def test_softmax_with_loss_wrong_answers_are_named(cls, name, mistake, kwargs):
     with np.errstate(all="ignore"):
         report = check_softmax_with_loss(cls, seed=0, **kwargs)
@@ -295,6 +316,7 @@ def test_softmax_with_loss_wrong_answers_are_named(cls, name, mistake, kwargs):
 
 
 # --- IdentityWithLoss ----------------------------------------------------------------------------
+
 
 class Identity:
     def forward(self, x, t):
@@ -359,15 +381,18 @@ def test_identity_right_answers_pass(cls):
     check_identity_with_loss(cls, seed=0).assert_ok()
 
 
-@pytest.mark.parametrize("cls, name, mistake", [
-    (IdentityNoDout, "dx", "no_dout"),
-    (IdentityNoHalf, "dx", "no_half"),
-    (IdentityPlainMSE, "out", "plain_mse"),
-    (IdentityAllEntries, "out", "all_entries"),
-    (IdentityAllEntries, "dx", "all_entries"),
-    (IdentitySign, "dx", "sign"),
-    (IdentityAccumulates, "backward twice", "state_changed"),
-])
+@pytest.mark.parametrize(
+    "cls, name, mistake",
+    [
+        (IdentityNoDout, "dx", "no_dout"),
+        (IdentityNoHalf, "dx", "no_half"),
+        (IdentityPlainMSE, "out", "plain_mse"),
+        (IdentityAllEntries, "out", "all_entries"),
+        (IdentityAllEntries, "dx", "all_entries"),
+        (IdentitySign, "dx", "sign"),
+        (IdentityAccumulates, "backward twice", "state_changed"),
+    ],
+)
 def test_identity_wrong_answers_are_named(cls, name, mistake):
     report = check_identity_with_loss(cls, seed=0)
     assert failed(report, name) == mistake, str(report)
@@ -391,13 +416,25 @@ def test_reference_identity_with_loss():
 
 # --- forged records ----------------------------------------------------------------------------
 
-FORGED = [{}, {"out": "nan"}, {"x": "a string", "row": [1, 2], "big": None, "out": {"a": 1}},
-          {"error": "boom", "grads": 3, "one-hot": "x", "after": 5, "x_after": "?"},
-          {"out": [None, "s"], "after": [1]}]
+FORGED = [
+    {},
+    {"out": "nan"},
+    {"x": "a string", "row": [1, 2], "big": None, "out": {"a": 1}},
+    {"error": "boom", "grads": 3, "one-hot": "x", "after": 5, "x_after": "?"},
+    {"out": [None, "s"], "after": [1]},
+]
 
 
-@pytest.mark.parametrize("name", ["softmax", "cross_entropy_error", "softmax_jacobian",
-                                  "softmax_with_loss", "identity_with_loss"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "softmax",
+        "cross_entropy_error",
+        "softmax_jacobian",
+        "softmax_with_loss",
+        "identity_with_loss",
+    ],
+)
 @pytest.mark.parametrize("observed", FORGED)
 def test_forged_records_fail_and_do_not_raise(name, observed):
     spec = SPECS[name]

@@ -2,19 +2,19 @@
 with backprop's Affine, Relu and SoftmaxWithLoss, as the notebook's __init__ builds them):
 wrong gradients fail with the mistake named, right ones written differently pass, forged
 records fail without raising."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
 
+import backprop as bp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import backprop as bp
 from backprop import Affine, Relu, SoftmaxWithLoss
 from backprop.checks import check_two_layer_net
 from backprop.checks.core import SPECS, judge_observed
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 class Net:
@@ -47,8 +47,12 @@ class Net:
         dout = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
-        return {"W1": self.layers["Affine1"].dW, "b1": self.layers["Affine1"].db,
-                "W2": self.layers["Affine2"].dW, "b2": self.layers["Affine2"].db}
+        return {
+            "W1": self.layers["Affine1"].dW,
+            "b1": self.layers["Affine1"].db,
+            "W2": self.layers["Affine2"].dW,
+            "b2": self.layers["Affine2"].db,
+        }
 
 
 class NetListOrder(Net):  # written differently: explicit list, names looked up by key
@@ -58,8 +62,13 @@ class NetListOrder(Net):  # written differently: explicit list, names looked up 
         for name in ["Affine2", "Relu1", "Affine1"]:
             d = self.layers[name].backward(d)
         a1, a2 = self.layers["Affine1"], self.layers["Affine2"]
-        return dict(zip(["W1", "b1", "W2", "b2"], [a1.dW.copy(), a1.db.copy(), a2.dW.copy(),
-                                                   a2.db.copy()]))
+        return dict(
+            zip(
+                ["W1", "b1", "W2", "b2"],
+                [a1.dW.copy(), a1.db.copy(), a2.dW.copy(), a2.db.copy()],
+                strict=False,
+            )
+        )
 
 
 class NetNoForward(Net):
@@ -67,8 +76,12 @@ class NetNoForward(Net):
         dout = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
-        return {"W1": self.layers["Affine1"].dW, "b1": self.layers["Affine1"].db,
-                "W2": self.layers["Affine2"].dW, "b2": self.layers["Affine2"].db}
+        return {
+            "W1": self.layers["Affine1"].dW,
+            "b1": self.layers["Affine1"].db,
+            "W2": self.layers["Affine2"].dW,
+            "b2": self.layers["Affine2"].db,
+        }
 
 
 class NetNotChained(Net):  # forgot dout: Relu1 gets the loss layer's gradient, not Affine2's
@@ -79,8 +92,12 @@ class NetNotChained(Net):  # forgot dout: Relu1 gets the loss layer's gradient, 
             layer.backward(dout)
             if isinstance(layer, Relu):
                 dout = layer.backward(dout)
-        return {"W1": self.layers["Affine1"].dW, "b1": self.layers["Affine1"].db,
-                "W2": self.layers["Affine2"].dW, "b2": self.layers["Affine2"].db}
+        return {
+            "W1": self.layers["Affine1"].dW,
+            "b1": self.layers["Affine1"].db,
+            "W2": self.layers["Affine2"].dW,
+            "b2": self.layers["Affine2"].db,
+        }
 
 
 class NetSkipsRelu(Net):
@@ -89,8 +106,12 @@ class NetSkipsRelu(Net):
         dout = self.last_layer.backward(1)
         dout = self.layers["Affine2"].backward(dout)
         self.layers["Affine1"].backward(dout)
-        return {"W1": self.layers["Affine1"].dW, "b1": self.layers["Affine1"].db,
-                "W2": self.layers["Affine2"].dW, "b2": self.layers["Affine2"].db}
+        return {
+            "W1": self.layers["Affine1"].dW,
+            "b1": self.layers["Affine1"].db,
+            "W2": self.layers["Affine2"].dW,
+            "b2": self.layers["Affine2"].db,
+        }
 
 
 class NetDividesAgain(Net):
@@ -126,7 +147,7 @@ class NetRaises(Net):
     def gradient(self, x, t):
         self.loss(x, t)
         dout = self.last_layer.backward(1)
-        for layer in self.layers.values():   # forward order: shapes do not fit
+        for layer in self.layers.values():  # forward order: shapes do not fit
             dout = layer.backward(dout)
         return {}
 
@@ -137,16 +158,19 @@ def test_right_networks_pass(cls):
     check_two_layer_net(cls, seed=1, one_hot=True, hidden_size=5).assert_ok()
 
 
-@pytest.mark.parametrize("cls, name, mistake", [
-    (NetNoForward, "fresh", "stale_state"),
-    (NetNotChained, "W1", "not_chained"),
-    (NetSkipsRelu, "W1", "relu_skipped"),
-    (NetSkipsRelu, "b1", "relu_skipped"),
-    (NetDividesAgain, "W2", "batch_size_twice"),
-    (NetSwapped, "b2", "swapped_b1"),
-    (NetSoftmaxPredict, "predict", "softmax_in_predict"),
-    (NetRaises, "W1", "error"),
-])
+@pytest.mark.parametrize(
+    "cls, name, mistake",
+    [
+        (NetNoForward, "fresh", "stale_state"),
+        (NetNotChained, "W1", "not_chained"),
+        (NetSkipsRelu, "W1", "relu_skipped"),
+        (NetSkipsRelu, "b1", "relu_skipped"),
+        (NetDividesAgain, "W2", "batch_size_twice"),
+        (NetSwapped, "b2", "swapped_b1"),
+        (NetSoftmaxPredict, "predict", "softmax_in_predict"),
+        (NetRaises, "W1", "error"),
+    ],
+)
 def test_wrong_networks_are_named(cls, name, mistake):
     report = check_two_layer_net(cls, seed=0)
     assert name in report and not report[name].ok, str(report)
@@ -185,20 +209,36 @@ def test_learner_error_names_the_line():
 
 
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(2, 6), h=st.integers(2, 6),
-       c=st.integers(2, 5), one_hot=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(2, 6),
+    h=st.integers(2, 6),
+    c=st.integers(2, 5),
+    one_hot=st.booleans(),
+)
 def test_right_network_passes_on_any_data(seed, n, h, c, one_hot):
-    check_two_layer_net(Net, seed=seed, batch_size=n, hidden_size=h, output_size=c,
-                        one_hot=one_hot).assert_ok()
+    check_two_layer_net(
+        Net, seed=seed, batch_size=n, hidden_size=h, output_size=c, one_hot=one_hot
+    ).assert_ok()
 
 
-@pytest.mark.parametrize("observed", [
-    {}, {"predict": "x", "loss": [1, 2], "grads": "nope"},
-    {"predict": None, "loss": None, "grads": {"W1": "a", "b1": None}, "after": 3,
-     "grads_again": 5, "grads_updated": {}},
-    {"error": {"step": "create", "raised": "boom"}},
-    {"grads": {"W1": [[1]], "b1": [1], "W2": [1], "b2": "s"}, "after": ["x", None]},
-])
+@pytest.mark.parametrize(
+    "observed",
+    [
+        {},
+        {"predict": "x", "loss": [1, 2], "grads": "nope"},
+        {
+            "predict": None,
+            "loss": None,
+            "grads": {"W1": "a", "b1": None},
+            "after": 3,
+            "grads_again": 5,
+            "grads_updated": {},
+        },
+        {"error": {"step": "create", "raised": "boom"}},
+        {"grads": {"W1": [[1]], "b1": [1], "W2": [1], "b2": "s"}, "after": ["x", None]},
+    ],
+)
 def test_forged_records_fail_and_do_not_raise(observed):
     spec = SPECS["two_layer_net"]
     assert not judge_observed(spec, spec.inputs(), observed).ok

@@ -1,17 +1,23 @@
 """The node checks of notebooks 1 and 2: MulLayer, AddLayer, FanOut, DivLayer, ExpLayer and
 the sigmoid built node by node. Wrong answers, written as a learner would write them, fail
 with the mistake named; right answers written differently pass; forged records fail."""
+
 from __future__ import annotations
 
+import backprop as bp
 import numpy as np
 import pytest
+from backprop.checks import (
+    check_add_layer,
+    check_div_layer,
+    check_exp_layer,
+    check_fan_out,
+    check_mul_layer,
+    check_sigmoid_graph,
+)
+from backprop.checks.core import SPECS, judge_observed
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import backprop as bp
-from backprop.checks import (check_add_layer, check_div_layer, check_exp_layer, check_fan_out,
-                             check_mul_layer, check_sigmoid_graph)
-from backprop.checks.core import SPECS, judge_observed
 
 PROTOCOL2 = ("x unchanged", "y unchanged", "dout unchanged", "backward twice", "second call")
 PROTOCOL1 = ("x unchanged", "dout unchanged", "backward twice", "second call")
@@ -22,6 +28,7 @@ def mistakes(report) -> set[str]:
 
 
 # --- learner-style nodes, right ---------------------------------------------------------------
+
 
 class Mul:
     def forward(self, x, y):
@@ -74,7 +81,7 @@ class FanOut:
 class FanOutAlgebra:  # no nodes at all: f = x**2 + x*y
     def forward(self, x, y):
         self.x, self.y = x, y
-        return x ** 2 + x * y
+        return x**2 + x * y
 
     def backward(self, dout):
         return dout * (2 * self.x + self.y), dout * self.x
@@ -86,7 +93,7 @@ class Div:
         return x / y
 
     def backward(self, dout):
-        return dout / self.y, -dout * self.x / self.y ** 2
+        return dout / self.y, -dout * self.x / self.y**2
 
 
 class DivFromOutput:  # dy = -dout * z / y, from the output
@@ -111,7 +118,7 @@ class Exp:
 class ExpFromInput:  # keeps x and calls exp again
     def forward(self, x):
         self.x = x
-        return np.e ** x
+        return np.e**x
 
     def backward(self, dout):
         return np.exp(self.x) * dout
@@ -146,11 +153,20 @@ class SigmoidGraphReference:  # the course's nodes, as notebook 2 imports them
         return mul.backward(exp.backward(add.backward(dv)[0]))[0]
 
 
-RIGHT = [(check_mul_layer, Mul), (check_mul_layer, MulMultiply), (check_add_layer, Add),
-         (check_add_layer, AddCopy), (check_fan_out, FanOut), (check_fan_out, FanOutAlgebra),
-         (check_div_layer, Div), (check_div_layer, DivFromOutput), (check_exp_layer, Exp),
-         (check_exp_layer, ExpFromInput), (check_sigmoid_graph, SigmoidGraph),
-         (check_sigmoid_graph, SigmoidGraphReference)]
+RIGHT = [
+    (check_mul_layer, Mul),
+    (check_mul_layer, MulMultiply),
+    (check_add_layer, Add),
+    (check_add_layer, AddCopy),
+    (check_fan_out, FanOut),
+    (check_fan_out, FanOutAlgebra),
+    (check_div_layer, Div),
+    (check_div_layer, DivFromOutput),
+    (check_exp_layer, Exp),
+    (check_exp_layer, ExpFromInput),
+    (check_sigmoid_graph, SigmoidGraph),
+    (check_sigmoid_graph, SigmoidGraphReference),
+]
 
 
 @pytest.mark.parametrize("check, target", RIGHT, ids=[t.__name__ for _, t in RIGHT])
@@ -169,6 +185,7 @@ def test_right_answers_pass_any_seed(seed):
 
 
 # --- learner-style nodes, wrong -----------------------------------------------------------
+
 
 class MulNoDout(Mul):
     def backward(self, dout):
@@ -236,12 +253,12 @@ class FanOutAccumulates:
 
 class DivNoDout(Div):
     def backward(self, dout):
-        return 1 / self.y, -self.x / self.y ** 2
+        return 1 / self.y, -self.x / self.y**2
 
 
 class DivSign(Div):
     def backward(self, dout):
-        return dout / self.y, dout * self.x / self.y ** 2
+        return dout / self.y, dout * self.x / self.y**2
 
 
 class DivNotSquared(Div):
@@ -371,8 +388,9 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("check, target, names, key", WRONG,
-                         ids=[f"{t.__name__}-{k}" for _, t, _, k in WRONG])
+@pytest.mark.parametrize(
+    "check, target, names, key", WRONG, ids=[f"{t.__name__}-{k}" for _, t, _, k in WRONG]
+)
 def test_wrong_answers_fail_with_the_mistake_named(check, target, names, key):
     report = check(target, seed=1)
     assert not report.ok
@@ -409,16 +427,27 @@ def test_sigmoid_graph_is_judged_against_the_sigmoid():
 
 # --- forged and garbage records ---------------------------------------------------------------
 
-GARBAGE = [{}, {"out": "220"}, {"out": None, "grads": None}, {"error": "boom"},
-           {"out": [1, 2], "grads": "dx", "after_forward": 3, "dout_after": "x"},
-           {"out": np.ones((3, 4)), "grads": [np.ones((3, 4))] * 5},
-           {"out": {"a": 1}, "grads": [[1, 2], [3]], "grads_again": 7,
-            "after_forward": {"x": "s"}, "after_backward": []},
-           {"error": {"step": "backward", "raised": "not a Raised"}, "out": np.zeros((3, 4))}]
+GARBAGE = [
+    {},
+    {"out": "220"},
+    {"out": None, "grads": None},
+    {"error": "boom"},
+    {"out": [1, 2], "grads": "dx", "after_forward": 3, "dout_after": "x"},
+    {"out": np.ones((3, 4)), "grads": [np.ones((3, 4))] * 5},
+    {
+        "out": {"a": 1},
+        "grads": [[1, 2], [3]],
+        "grads_again": 7,
+        "after_forward": {"x": "s"},
+        "after_backward": [],
+    },
+    {"error": {"step": "backward", "raised": "not a Raised"}, "out": np.zeros((3, 4))},
+]
 
 
-@pytest.mark.parametrize("name", ["mul_layer", "add_layer", "fan_out", "div_layer", "exp_layer",
-                                  "sigmoid_graph"])
+@pytest.mark.parametrize(
+    "name", ["mul_layer", "add_layer", "fan_out", "div_layer", "exp_layer", "sigmoid_graph"]
+)
 @pytest.mark.parametrize("observed", GARBAGE)
 def test_forged_records_fail_and_never_raise(name, observed):
     spec = SPECS[name]
@@ -426,10 +455,12 @@ def test_forged_records_fail_and_never_raise(name, observed):
     assert not report.ok
 
 
-@pytest.mark.parametrize("check", [check_div_layer, check_exp_layer, check_fan_out,
-                                   check_sigmoid_graph])
+@pytest.mark.parametrize(
+    "check", [check_div_layer, check_exp_layer, check_fan_out, check_sigmoid_graph]
+)
 def test_inputs_are_deterministic_and_json_args(check):
     import json
+
     args = {"seed": 5, "shape": [2, 3]}
     json.dumps(args)
     a, b = check.spec.inputs(**args), check.spec.inputs(**args)
@@ -445,14 +476,21 @@ def test_div_inputs_keep_the_denominator_away_from_zero():
 
 # --- the reference nodes ----------------------------------------------------------------------
 
+
 def test_reference_div_and_exp_nodes():
     assert check_div_layer(bp.DivLayer, seed=0).ok is False  # switched off while checked
     rng = np.random.default_rng(0)
-    x, y, dout = rng.standard_normal((3, 3)), rng.standard_normal((3, 3)) + 3, rng.standard_normal((3, 3))
+    x, y, dout = (
+        rng.standard_normal((3, 3)),
+        rng.standard_normal((3, 3)) + 3,
+        rng.standard_normal((3, 3)),
+    )
     div = bp.DivLayer()
     assert np.allclose(div.forward(x, y), x / y)
     dx, dy = div.backward(dout)
-    assert np.allclose(dx, dout / y) and np.allclose(dy, -dout * x / y ** 2)
+    assert np.allclose(dx, dout / y) and np.allclose(dy, -dout * x / y**2)
     exp = bp.ExpLayer()
-    assert np.allclose(exp.forward(x), np.exp(x)) and np.allclose(exp.backward(dout), dout * np.exp(x))
+    assert np.allclose(exp.forward(x), np.exp(x)) and np.allclose(
+        exp.backward(dout), dout * np.exp(x)
+    )
     assert div.forward(1, 4) == 0.25 and div.backward(1.0) == (0.25, -1 / 16)

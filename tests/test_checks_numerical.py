@@ -1,21 +1,21 @@
 """The checks of notebook 2: numerical_diff, numerical_gradient and gradient_descent. Wrong
 answers, written as a learner would write them, fail with the mistake named; right answers
 written differently pass; forged records fail without raising."""
+
 from __future__ import annotations
 
 import json
 
+import backprop as bp
 import numpy as np
 import pytest
+from backprop.checks import check_gradient_descent, check_numerical_diff, check_numerical_gradient
+from backprop.checks.core import SPECS, judge_observed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import backprop as bp
-from backprop.checks import check_gradient_descent, check_numerical_diff, check_numerical_gradient
-from backprop.checks.core import SPECS, judge_observed
-
-
 # --- numerical_diff ---------------------------------------------------------------------------
+
 
 def numerical_diff(f, x, h=1e-4):
     return (f(x + h) - f(x - h)) / (2 * h)
@@ -57,12 +57,18 @@ def test_numerical_diff_right_answers_pass(target, seed):
     assert report.ok, str(report)
 
 
-@pytest.mark.parametrize("target, name, key", [
-    (diff_forward, "central", "forward"), (diff_forward, "h", "forward"),
-    (diff_no_half, "central", "no_half"), (diff_fixed_h, "h", "ignores_h"),
-    (diff_returns_nothing, "central", "missing"), (diff_raises, "central", "error"),
-    (diff_reference, "central", "delegated"),
-])
+@pytest.mark.parametrize(
+    "target, name, key",
+    [
+        (diff_forward, "central", "forward"),
+        (diff_forward, "h", "forward"),
+        (diff_no_half, "central", "no_half"),
+        (diff_fixed_h, "h", "ignores_h"),
+        (diff_returns_nothing, "central", "missing"),
+        (diff_raises, "central", "error"),
+        (diff_reference, "central", "delegated"),
+    ],
+)
 def test_numerical_diff_wrong_answers_are_named(target, name, key):
     report = check_numerical_diff(target, seed=0)
     assert report[name].mistake == key, str(report)
@@ -82,6 +88,7 @@ def test_numerical_diff_error_names_the_line():
 
 
 # --- numerical_gradient -----------------------------------------------------------------------
+
 
 def numerical_gradient(f, x, h=1e-5):
     grad = np.zeros(x.shape, dtype=np.float64)
@@ -190,16 +197,19 @@ def test_numerical_gradient_right_answers_pass(target, shape):
     assert report.ok, str(report)
 
 
-@pytest.mark.parametrize("target, name, key", [
-    (grad_not_restored, "x restored", "not_restored"),
-    (grad_on_copy, "x restored", "copied_x"),
-    (grad_forward, "values", "forward"),
-    (grad_flat_result, "shapes", "shape"),
-    (grad_flat_result, "values", "shape"),
-    (grad_range_len, "shapes", "shape"),
-    (grad_float32, "shapes", "dtype"),
-    (grad_fixed_h, "values", "ignores_h"),
-])
+@pytest.mark.parametrize(
+    "target, name, key",
+    [
+        (grad_not_restored, "x restored", "not_restored"),
+        (grad_on_copy, "x restored", "copied_x"),
+        (grad_forward, "values", "forward"),
+        (grad_flat_result, "shapes", "shape"),
+        (grad_flat_result, "values", "shape"),
+        (grad_range_len, "shapes", "shape"),
+        (grad_float32, "shapes", "dtype"),
+        (grad_fixed_h, "values", "ignores_h"),
+    ],
+)
 def test_numerical_gradient_wrong_answers_are_named(target, name, key):
     report = check_numerical_gradient(target, seed=0)
     assert report[name].mistake == key, str(report)
@@ -214,6 +224,7 @@ def test_numerical_gradient_writing_into_x_is_named():
 
 
 # --- gradient_descent -------------------------------------------------------------------------
+
 
 def gradient_descent(f, init_x, lr=0.01, step_num=100):
     x = np.array(init_x, dtype=np.float64)
@@ -293,17 +304,20 @@ def test_gradient_descent_right_answers_pass(target, seed, size):
     assert report.ok, str(report)
 
 
-@pytest.mark.parametrize("target, name, key", [
-    (gd_mutates, "init_x unchanged", "mutated_input"),
-    (gd_uphill, "step", "uphill"),
-    (gd_extra_step, "step", "two_steps"),
-    (gd_extra_step, "steps", "off_by_one_more"),
-    (gd_one_short, "steps", "off_by_one"),
-    (gd_no_lr, "step", "no_lr"),
-    (gd_default_lr, "learning rate", "default_lr"),
-    (gd_returns_init_when_zero, "steps", "returned_input"),
-    (gd_capped, "learning rate", "mismatch"),
-])
+@pytest.mark.parametrize(
+    "target, name, key",
+    [
+        (gd_mutates, "init_x unchanged", "mutated_input"),
+        (gd_uphill, "step", "uphill"),
+        (gd_extra_step, "step", "two_steps"),
+        (gd_extra_step, "steps", "off_by_one_more"),
+        (gd_one_short, "steps", "off_by_one"),
+        (gd_no_lr, "step", "no_lr"),
+        (gd_default_lr, "learning rate", "default_lr"),
+        (gd_returns_init_when_zero, "steps", "returned_input"),
+        (gd_capped, "learning rate", "mismatch"),
+    ],
+)
 def test_gradient_descent_wrong_answers_are_named(target, name, key):
     report = check_gradient_descent(target, seed=0)
     assert report[name].mistake == key, str(report)
@@ -314,11 +328,13 @@ def test_gradient_descent_wrong_answers_are_named(target, name, key):
 def test_gradient_descent_uses_the_learners_numerical_gradient_message():
     def broken(f, init_x, lr=0.01, step_num=100):
         return init_x - lr * undefined_gradient(f, init_x)  # noqa: F821
+
     report = check_gradient_descent(broken, seed=0)
     assert report["step"].mistake == "error" and "NameError" in report["step"].message
 
 
 # --- all three: determinism, JSON-able arguments, forged records ------------------------------
+
 
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 10_000))
@@ -328,12 +344,23 @@ def test_right_answers_pass_any_seed(seed):
     assert check_gradient_descent(gradient_descent, seed=seed).ok
 
 
-GARBAGE = [{}, {"default": "3"}, {"default": [None], "given": 5},
-           {"default": [[1, 2]] * 3, "given": ["x"] * 6},
-           {"default": np.ones(2), "x_after": "x", "others": "o", "closure": None},
-           {"one": "a", "many": [1], "slope": {"k": 1}, "zero_steps": None,
-            "one_x0_after": "z", "lr_zero": np.ones((7, 7)), "defaults": []},
-           {"closure_arg_is_x": "yes", "returned_x": "no", "zero_steps_is_x0": 0}]
+GARBAGE = [
+    {},
+    {"default": "3"},
+    {"default": [None], "given": 5},
+    {"default": [[1, 2]] * 3, "given": ["x"] * 6},
+    {"default": np.ones(2), "x_after": "x", "others": "o", "closure": None},
+    {
+        "one": "a",
+        "many": [1],
+        "slope": {"k": 1},
+        "zero_steps": None,
+        "one_x0_after": "z",
+        "lr_zero": np.ones((7, 7)),
+        "defaults": [],
+    },
+    {"closure_arg_is_x": "yes", "returned_x": "no", "zero_steps_is_x0": 0},
+]
 
 
 @pytest.mark.parametrize("name", ["numerical_diff", "numerical_gradient", "gradient_descent"])
@@ -344,12 +371,17 @@ def test_forged_records_fail_and_never_raise(name, observed):
     assert not report.ok
 
 
-@pytest.mark.parametrize("check, args", [
-    (check_numerical_diff, {"seed": 3, "cases": 2}),
-    (check_numerical_gradient, {"seed": 3, "shape": [2, 2]}),
-    (check_gradient_descent, {"seed": 3, "size": 4}),
-])
+@pytest.mark.parametrize(
+    "check, args",
+    [
+        (check_numerical_diff, {"seed": 3, "cases": 2}),
+        (check_numerical_gradient, {"seed": 3, "shape": [2, 2]}),
+        (check_gradient_descent, {"seed": 3, "size": 4}),
+    ],
+)
 def test_inputs_are_deterministic_from_json_args(check, args):
     json.dumps(args)
     a, b = check.spec.inputs(**args), check.spec.inputs(**args)
-    assert json.dumps(a, default=lambda v: v.tolist()) == json.dumps(b, default=lambda v: v.tolist())
+    assert json.dumps(a, default=lambda v: v.tolist()) == json.dumps(
+        b, default=lambda v: v.tolist()
+    )

@@ -11,16 +11,29 @@ While the learner's code runs, the matching reference implementation in ``backpr
 switched off, so a class that merely hands the work to the reference fails. How checks are
 split between the learner's kernel and the grader: :mod:`backprop.checks.core`.
 """
+
 import importlib
 import pkgutil
 
-from .core import (MODE_ENV, RECORD_MIME, REFUSED, SPECS, PlanError, Verdict, define, grading,
-                   plan, reference_disabled, verify_cell)
+from .core import RECORD_MIME, SPECS, PlanError, Verdict, define, plan, verify_cell
+from .running import MODE_ENV, REFUSED, grading, reference_disabled
 
-# Every module of this package defines checks: import them all and export their check_*.
-_SKIP = {"channel", "core", "layer"}
-__all__ = ["MODE_ENV", "RECORD_MIME", "REFUSED", "SPECS", "PlanError", "Verdict", "define",
-           "grading", "plan", "reference_disabled", "verify_cell"]
+# Every module of this package but the helpers in _SKIP defines checks: import them all and
+# export their check_*.
+_SKIP = {"channel", "core", "layer", "layer_rounds", "running"}
+__all__ = [
+    "MODE_ENV",
+    "RECORD_MIME",
+    "REFUSED",
+    "SPECS",
+    "PlanError",
+    "Verdict",
+    "define",
+    "grading",
+    "plan",
+    "reference_disabled",
+    "verify_cell",
+]
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _info.name in _SKIP or _info.name.startswith("_"):
         continue

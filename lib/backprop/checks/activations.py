@@ -1,4 +1,5 @@
 """Checks for the activation layers (notebook 3): Relu, Sigmoid, Tanh."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,35 +19,55 @@ def _relu_inputs(seed: int = 0, shape: tuple[int, ...] = (4, 5)) -> dict:
     """x away from 0 (the kink), dout, and a second batch with other signs."""
     rng = np.random.default_rng(seed)
     x, x2 = _away_from_zero(rng, shape), _away_from_zero(rng, shape)
-    return {"init": {}, "forward": {"x": x}, "dout": rng.standard_normal(shape),
-            "forward2": {"x": x2}, "dout2": rng.standard_normal(shape)}
+    return {
+        "init": {},
+        "forward": {"x": x},
+        "dout": rng.standard_normal(shape),
+        "forward2": {"x": x2},
+        "dout2": rng.standard_normal(shape),
+    }
 
 
 def _relu_suspects(i: dict, r: str) -> dict:
     x, d = i["forward" + r]["x"], i["dout" + r]
-    return {"dx": {
-        "mask_inverted": ("lets the gradient through where x <= 0 instead of where x > 0: "
-                          "is the mask inverted?", np.where(x > 0, 0, d)),
-        "relu_of_dout": ("applies ReLU to dout itself; the mask must come from the input x",
-                         np.maximum(d, 0)),
-    }}
+    return {
+        "dx": {
+            "mask_inverted": (
+                "lets the gradient through where x <= 0 instead of where x > 0: "
+                "is the mask inverted?",
+                np.where(x > 0, 0, d),
+            ),
+            "relu_of_dout": (
+                "applies ReLU to dout itself; the mask must come from the input x",
+                np.maximum(d, 0),
+            ),
+        }
+    }
 
 
 check_relu = define(
-    "relu", title="Relu", inputs=_relu_inputs, collect=collect_layer,
+    "relu",
+    title="Relu",
+    inputs=_relu_inputs,
+    collect=collect_layer,
     disable=lambda: (activations.Relu,),
-    verify=lambda inp, obs: verify_layer(inp, obs, reference=lambda x: np.maximum(x, 0),
-                                         wrt=["x"], suspects=_relu_suspects),
-    doc="Relu: forward(x) = max(0, x); backward(dout) -> dout where x > 0, else 0.")
+    verify=lambda inp, obs: verify_layer(
+        inp, obs, reference=lambda x: np.maximum(x, 0), wrt=["x"], suspects=_relu_suspects
+    ),
+    doc="Relu: forward(x) = max(0, x); backward(dout) -> dout where x > 0, else 0.",
+)
 
 
 def _sigmoid_inputs(seed: int = 0, shape: tuple[int, ...] = (4, 5), scale: float = 2.0) -> dict:
     """x = scale * standard normal (scale 800 tests large inputs), dout, a second batch."""
     rng = np.random.default_rng(seed)
-    return {"init": {}, "forward": {"x": scale * rng.standard_normal(shape)},
-            "dout": rng.standard_normal(shape),
-            "forward2": {"x": scale * rng.standard_normal(shape)},
-            "dout2": rng.standard_normal(shape)}
+    return {
+        "init": {},
+        "forward": {"x": scale * rng.standard_normal(shape)},
+        "dout": rng.standard_normal(shape),
+        "forward2": {"x": scale * rng.standard_normal(shape)},
+        "dout2": rng.standard_normal(shape),
+    }
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -55,9 +76,15 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _sigmoid_suspects(i: dict, r: str) -> dict:
     x, d = i["forward" + r]["x"], i["dout" + r]
-    return {"dx": {"from_input": ("uses the input x in x * (1 - x); the local gradient is "
-                                  "y * (1 - y) with y the *output* of forward",
-                                  d * x * (1 - x))}}
+    return {
+        "dx": {
+            "from_input": (
+                "uses the input x in x * (1 - x); the local gradient is "
+                "y * (1 - y) with y the *output* of forward",
+                d * x * (1 - x),
+            )
+        }
+    }
 
 
 def _collect_strictly(target, inp: dict) -> dict:
@@ -67,39 +94,65 @@ def _collect_strictly(target, inp: dict) -> dict:
         return collect_layer(target, inp)
 
 
-_STABLE_HINT = {"forward": (
-    "run your forward by hand on a small array and read the error. A FloatingPointError "
-    "(overflow) means exp got too large an argument: compute from e = exp(-|x|), which "
-    "never overflows, and remember that np.where evaluates both of its branches")}
+_STABLE_HINT = {
+    "forward": (
+        "run your forward by hand on a small array and read the error. A FloatingPointError "
+        "(overflow) means exp got too large an argument: compute from e = exp(-|x|), which "
+        "never overflows, and remember that np.where evaluates both of its branches"
+    )
+}
 
 
 check_sigmoid = define(
-    "sigmoid", title="Sigmoid", inputs=_sigmoid_inputs, collect=_collect_strictly,
+    "sigmoid",
+    title="Sigmoid",
+    inputs=_sigmoid_inputs,
+    collect=_collect_strictly,
     disable=lambda: (activations.Sigmoid, activations.sigmoid),
-    verify=lambda inp, obs: verify_layer(inp, obs, reference=_sigmoid, wrt=["x"],
-                                         suspects=_sigmoid_suspects, hints=_STABLE_HINT),
-    doc="Sigmoid: forward(x) = 1 / (1 + exp(-x)); backward(dout) -> dout * y * (1 - y).")
+    verify=lambda inp, obs: verify_layer(
+        inp, obs, reference=_sigmoid, wrt=["x"], suspects=_sigmoid_suspects, hints=_STABLE_HINT
+    ),
+    doc="Sigmoid: forward(x) = 1 / (1 + exp(-x)); backward(dout) -> dout * y * (1 - y).",
+)
 
 
 def _tanh_suspects(i: dict, r: str) -> dict:
     x, d = i["forward" + r]["x"], i["dout" + r]
     y = np.tanh(x)
-    return {"dx": {
-        "from_input": ("uses the input x in 1 - x**2; the local gradient of tanh is computed "
-                       "from y, the *output* of forward, which forward must keep",
-                       d * (1 - x ** 2)),
-        "not_squared": ("is dout * (1 - y): the derivative of tanh is not 1 - tanh; "
-                        "square the output", d * (1 - y)),
-        "sigmoid_rule": ("is dout * y * (1 - y), the sigmoid's rule; tanh has its own "
-                         "derivative: differentiate tanh and write it with y = tanh(x)",
-                         d * y * (1 - y)),
-    }}
+    return {
+        "dx": {
+            "from_input": (
+                "uses the input x in 1 - x**2; the local gradient of tanh is computed "
+                "from y, the *output* of forward, which forward must keep",
+                d * (1 - x**2),
+            ),
+            "not_squared": (
+                "is dout * (1 - y): the derivative of tanh is not 1 - tanh; square the output",
+                d * (1 - y),
+            ),
+            "sigmoid_rule": (
+                "is dout * y * (1 - y), the sigmoid's rule; tanh has its own "
+                "derivative: differentiate tanh and write it with y = tanh(x)",
+                d * y * (1 - y),
+            ),
+        }
+    }
 
 
 check_tanh = define(
-    "tanh", title="Tanh", inputs=_sigmoid_inputs, collect=_collect_strictly,
+    "tanh",
+    title="Tanh",
+    inputs=_sigmoid_inputs,
+    collect=_collect_strictly,
     disable=lambda: (activations.Tanh,),
-    verify=lambda inp, obs: verify_layer(inp, obs, reference=lambda x: np.tanh(x), wrt=["x"],
-                                         suspects=_tanh_suspects, hints=_STABLE_HINT),
+    verify=lambda inp, obs: verify_layer(
+        inp,
+        obs,
+        reference=lambda x: np.tanh(x),
+        wrt=["x"],
+        suspects=_tanh_suspects,
+        hints=_STABLE_HINT,
+    ),
     doc="Tanh: forward(x) = tanh(x); backward(dout) -> dout times tanh's derivative, "
-        "computed from the output.")
+    "computed from the output.",
+)

@@ -9,6 +9,7 @@ anything the data names, and refuses oversized or malformed input with :class:`C
     >>> decode(encode({"dx": np.ones(3), "note": "ok"}))["dx"]
     array([1., 1., 1.])
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-MAX_BYTES = 64 * 1024 * 1024   # one record, encoded
+MAX_BYTES = 64 * 1024 * 1024  # one record, encoded
 MAX_DEPTH = 32
-_KINDS = "biuf"                  # bool, int, unsigned, float: the only array kinds kept
+_KINDS = "biuf"  # bool, int, unsigned, float: the only array kinds kept
 
 
 class ChannelError(ValueError):
@@ -34,8 +35,8 @@ class Raised:
 
     type: str
     message: str
-    where: str = ""   # e.g. "Cell In[7], line 12, in backward"
-    line: str = ""    # that line of source
+    where: str = ""  # e.g. "Cell In[7], line 12, in backward"
+    line: str = ""  # that line of source
 
     def __str__(self) -> str:
         text = f"{self.type}: {self.message}" if self.message else self.type
@@ -70,8 +71,11 @@ def snapshot(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, np.generic):
         return value.item() if value.dtype.kind in _KINDS else Opaque(type(value).__name__)
     if isinstance(value, np.ndarray):
-        return np.array(value, copy=True) if value.dtype.kind in _KINDS else \
-            Opaque(f"ndarray of {value.dtype}")
+        return (
+            np.array(value, copy=True)
+            if value.dtype.kind in _KINDS
+            else Opaque(f"ndarray of {value.dtype}")
+        )
     if isinstance(value, (list, tuple)):
         return [snapshot(v, _depth + 1) for v in value]
     if isinstance(value, dict):
@@ -107,8 +111,13 @@ def _to_json(value: Any, depth: int = 0) -> Any:
         return value if math.isfinite(value) else {"__float__": repr(value)}
     if isinstance(value, np.ndarray):
         arr = value if value.flags.c_contiguous else value.copy(order="C")
-        return {"__array__": [arr.dtype.str, list(arr.shape),
-                              base64.b64encode(arr.tobytes()).decode("ascii")]}
+        return {
+            "__array__": [
+                arr.dtype.str,
+                list(arr.shape),
+                base64.b64encode(arr.tobytes()).decode("ascii"),
+            ]
+        }
     if isinstance(value, Raised):
         return {"__raised__": [value.type, value.message, value.where, value.line]}
     if isinstance(value, Opaque):
@@ -141,7 +150,7 @@ def _from_json(value: Any, depth: int = 0) -> Any:
     if not isinstance(value, dict):
         raise ChannelError(f"unexpected {type(value).__name__}")
     if len(value) == 1:
-        (key, body), = value.items()
+        ((key, body),) = value.items()
         if key == "__array__":
             return _array(body)
         if key == "__float__":
@@ -158,8 +167,13 @@ def _from_json(value: Any, depth: int = 0) -> Any:
 
 
 def _array(body: Any) -> np.ndarray:
-    if not (isinstance(body, list) and len(body) == 3 and isinstance(body[0], str)
-            and isinstance(body[1], list) and isinstance(body[2], str)):
+    if not (
+        isinstance(body, list)
+        and len(body) == 3
+        and isinstance(body[0], str)
+        and isinstance(body[1], list)
+        and isinstance(body[2], str)
+    ):
         raise ChannelError("bad array record")
     try:
         dtype = np.dtype(body[0])
@@ -168,8 +182,9 @@ def _array(body: Any) -> np.ndarray:
     if dtype.kind not in _KINDS or dtype.hasobject or dtype.fields:
         raise ChannelError(f"array of kind {dtype.kind!r} is never sent")
     shape = body[1]
-    if len(shape) > 32 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
-                                  for n in shape):
+    if len(shape) > 32 or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
         raise ChannelError("bad array shape")
     raw = base64.b64decode(body[2].encode("ascii"), validate=True)
     if len(raw) != dtype.itemsize * math.prod(shape):

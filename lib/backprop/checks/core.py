@@ -21,40 +21,28 @@ trusted source (:func:`plan`), makes the inputs again, verifies each record
 (:func:`verify_cell`) and writes the verdict into the graded notebook. The same
 ``verify`` produces both verdicts, so the messages are the same; forging a record means
 producing the right numbers for the grader's own inputs.
+
+How the learner's code is run, and the reference switched off meanwhile: :mod:`.running`.
 """
+
 from __future__ import annotations
 
 import ast
-import contextlib
 import copy
 import json
-import linecache
-import os
-import sys
-import traceback
-import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..gradcheck import Check, LayerReport
 from . import channel
-from .channel import Raised
+from .running import grading, reference_disabled
 
-MODE_ENV = "BACKPROP_CHECKS"
 RECORD_MIME = "application/vnd.backprop.record+json"
-_PACKAGE = str(Path(__file__).resolve().parents[1])
-REFUSED = ("this exercise must be solved with your own code, "
-           "not by calling backprop's reference implementation")
-
-
-def grading() -> bool:
-    """True in a grading kernel: checks collect and publish instead of judging."""
-    return os.environ.get(MODE_ENV) == "collect"
 
 
 # --- the registry ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -65,15 +53,22 @@ class Spec:
     collect: Callable[[Any, dict], dict]
     verify: Callable[[dict, dict], LayerReport]
     disable: Callable[[], tuple]  # the reference objects switched off while collecting
-    title: str                    # how reports name the learner's object, e.g. "Affine"
+    title: str  # how reports name the learner's object, e.g. "Affine"
 
 
 SPECS: dict[str, Spec] = {}
 
 
-def define(name: str, *, inputs: Callable[..., dict], collect: Callable[[Any, dict], dict],
-           verify: Callable[[dict, dict], LayerReport], disable: Callable[[], tuple] = tuple,
-           title: str | None = None, doc: str = "") -> Callable[..., LayerReport]:
+def define(
+    name: str,
+    *,
+    inputs: Callable[..., dict],
+    collect: Callable[[Any, dict], dict],
+    verify: Callable[[dict, dict], LayerReport],
+    disable: Callable[[], tuple] = tuple,
+    title: str | None = None,
+    doc: str = "",
+) -> Callable[..., LayerReport]:
     """Register a check and return its test function ``check_<name>(target, **args)``."""
     if name in SPECS:
         raise ValueError(f"a check named {name!r} exists already")
@@ -114,9 +109,17 @@ def judge_observed(spec: Spec, made: dict, observed: Any) -> LayerReport:
     try:
         return spec.verify(made, observed)
     except Exception as exc:  # a forged or freak record must cost points, not the batch
-        return LayerReport(spec.title, [Check("collected", False, "what your code produced "
-                                              f"could not be judged ({type(exc).__name__}: "
-                                              f"{exc})", "malformed")])
+        return LayerReport(
+            spec.title,
+            [
+                Check(
+                    "collected",
+                    False,
+                    f"what your code produced could not be judged ({type(exc).__name__}: {exc})",
+                    "malformed",
+                )
+            ],
+        )
 
 
 def _title(spec: Spec, target: Any) -> str:
@@ -136,91 +139,19 @@ class Pending(LayerReport):
 
     def assert_ok(self, *names: str) -> None:
         from IPython.display import display
+
         record = {**self._record, "names": list(names)}
-        display({RECORD_MIME: json.dumps(record, default=list),
-                 "text/plain": f"collected for grading: check_{record['check']}"}, raw=True)
-
-
-# --- running the learner's code -------------------------------------------------------------
-
-def _where(tb: types.TracebackType | None) -> tuple[str, str]:
-    """The innermost frame of a traceback that is the learner's code, as (where, line)."""
-    frames = [f for f in traceback.extract_tb(tb)
-              if not f.filename.startswith(_PACKAGE) and "site-packages" not in f.filename
-              and "/lib/python" not in f.filename]
-    if not frames:
-        return "", ""
-    f = frames[-1]
-    name = f.filename
-    try:
-        ip = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-        if ip is not None:
-            label = ip.compile.format_code_name(name)
-            if label:
-                name = f"{label[0]} {label[1]}"
-    except Exception:
-        pass
-    line = (f.line or linecache.getline(f.filename, f.lineno or 0)).strip()
-    return f"{name}, line {f.lineno}, in {f.name}", line[:200]
-
-
-def call(fn: Any, *args: Any) -> tuple[Any, Raised | None]:
-    """fn(*args) → (result, None), or (None, Raised) if it raised; never raises itself."""
-    try:
-        return fn(*args), None
-    except BaseException as exc:  # noqa: BLE001: a learner's code can raise anything
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not grading():
-            raise
-        where, line = _where(exc.__traceback__)
-        message = str(exc) if not isinstance(exc, RecursionError) else "maximum recursion depth"
-        return None, Raised(type(exc).__name__, message[:2000], where, line)
-
-
-def raised_check(name: str, what: str, error: Raised, hint: str = "") -> Check:
-    """A failed check for code that raised: the exception, where in the learner's cell, a hint."""
-    if isinstance(error, Raised) and error.message == REFUSED:
-        return Check(name, False, f"{what} called backprop's reference implementation: "
-                     "this exercise must be solved with your own code", "delegated")
-    text = f"{what} raised {error}"
-    if hint:
-        text += f"\n    hint: {hint}"
-    return Check(name, False, text, "error")
-
-
-def _refuse(*args, **kwargs):
-    # This code object is lent to the reference functions, so it may use only
-    # builtins: the globals it sees are those of the function it replaces.
-    raise RuntimeError("this exercise must be solved with your own code, "
-                       "not by calling backprop's reference implementation")
-
-
-@contextlib.contextmanager
-def reference_disabled(*targets: object) -> Iterator[None]:
-    """Make the given reference functions and classes raise RuntimeError while inside.
-
-    targets: functions, or classes (all their methods are switched off). The function
-    objects themselves are changed, so every name bound to them (``from backprop import
-    Affine`` included) is covered. (Under grading the reference code of the exercise is
-    not in the kernel at all; this is what a learner's own notebook gets.)
-    """
-    saved: list[tuple[types.FunctionType, types.CodeType]] = []
-    functions: list[types.FunctionType] = []
-    for target in targets:
-        if isinstance(target, type):
-            functions += [v for v in vars(target).values() if isinstance(v, types.FunctionType)]
-        elif isinstance(target, types.FunctionType):
-            functions.append(target)
-    try:
-        for fn in functions:
-            saved.append((fn, fn.__code__))
-            fn.__code__ = _refuse.__code__.replace(co_name=fn.__code__.co_name)
-        yield
-    finally:
-        for fn, code in saved:
-            fn.__code__ = code
+        display(
+            {
+                RECORD_MIME: json.dumps(record, default=list),
+                "text/plain": f"collected for grading: check_{record['check']}",
+            },
+            raw=True,
+        )
 
 
 # --- the grader's side ----------------------------------------------------------------------
+
 
 class PlanError(ValueError):
     """A test cell that is not made of checks the grader can verify."""
@@ -255,16 +186,26 @@ def plan(source: str) -> list[Planned]:
             continue
         where = f"line {node.lineno}"
         call_ = node.value if isinstance(node, ast.Expr) else None
-        if not (isinstance(call_, ast.Call) and isinstance(call_.func, ast.Attribute)
-                and call_.func.attr == "assert_ok" and not call_.keywords
-                and isinstance(call_.func.value, ast.Call)):
-            raise PlanError(f"{where}: only check_<name>(...).assert_ok(...) calls and imports "
-                            "can be verified by the grader")
+        if not (
+            isinstance(call_, ast.Call)
+            and isinstance(call_.func, ast.Attribute)
+            and call_.func.attr == "assert_ok"
+            and not call_.keywords
+            and isinstance(call_.func.value, ast.Call)
+        ):
+            raise PlanError(
+                f"{where}: only check_<name>(...).assert_ok(...) calls and imports "
+                "can be verified by the grader"
+            )
         inner = call_.func.value
-        if not (isinstance(inner.func, ast.Name) and inner.func.id.startswith("check_")
-                and len(inner.args) == 1 and isinstance(inner.args[0], ast.Name)):
+        if not (
+            isinstance(inner.func, ast.Name)
+            and inner.func.id.startswith("check_")
+            and len(inner.args) == 1
+            and isinstance(inner.args[0], ast.Name)
+        ):
             raise PlanError(f"{where}: a check is called as check_<name>(Target, key=value...)")
-        name = inner.func.id[len("check_"):]
+        name = inner.func.id[len("check_") :]
         if name not in SPECS:
             raise PlanError(f"{where}: no check named {inner.func.id}")
         try:
@@ -291,9 +232,13 @@ def records(outputs: list[Mapping[str, Any]]) -> list[dict]:
             rec = json.loads(text)
         except ValueError:
             continue
-        if (isinstance(rec, dict) and isinstance(rec.get("check"), str)
-                and isinstance(rec.get("args"), dict) and isinstance(rec.get("names"), list)
-                and isinstance(rec.get("observed"), str)):
+        if (
+            isinstance(rec, dict)
+            and isinstance(rec.get("check"), str)
+            and isinstance(rec.get("args"), dict)
+            and isinstance(rec.get("names"), list)
+            and isinstance(rec.get("observed"), str)
+        ):
             found.append(rec)
     return found
 
@@ -324,16 +269,27 @@ def verify_record(item: Planned, rec: dict | None) -> LayerReport:
     """The report for one planned check from its record (None: it never arrived)."""
     spec = SPECS[item.check]
     if rec is None:
-        return LayerReport(item.target, [Check("collected", False, "was not run: the test "
-                                               "cell stopped before it", "not_run")])
+        return LayerReport(
+            item.target,
+            [Check("collected", False, "was not run: the test cell stopped before it", "not_run")],
+        )
     try:
         observed = channel.decode(rec["observed"])
         if not isinstance(observed, dict):
             raise channel.ChannelError("not a record")
         report = judge_observed(spec, spec.inputs(**copy.deepcopy(item.args)), observed)
     except channel.ChannelError as exc:
-        report = LayerReport(item.target, [Check("collected", False, f"what the kernel sent "
-                                                 f"could not be read ({exc})", "tampered")])
+        report = LayerReport(
+            item.target,
+            [
+                Check(
+                    "collected",
+                    False,
+                    f"what the kernel sent could not be read ({exc})",
+                    "tampered",
+                )
+            ],
+        )
     report.layer = item.target
     return report
 
@@ -347,8 +303,14 @@ def verify_cell(source: str, outputs: list[Mapping[str, Any]]) -> Verdict:
     pending = records(outputs)
     verdict = Verdict([], [])
     for item in plan(source):
-        rec = next((r for r in pending if (r["check"], _canonical(r["args"]),
-                                           tuple(r["names"])) == item.header()), None)
+        rec = next(
+            (
+                r
+                for r in pending
+                if (r["check"], _canonical(r["args"]), tuple(r["names"])) == item.header()
+            ),
+            None,
+        )
         if rec is not None:
             pending.remove(rec)
         report = verify_record(item, rec)

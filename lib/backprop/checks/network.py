@@ -6,6 +6,7 @@ would), and records ``predict``, ``loss`` and ``gradient``. ``verify`` recompute
 with a plain-numpy network written here (no backprop layer is used) and compares the gradients
 with central differences of that plain-numpy loss.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,23 +16,38 @@ import numpy as np
 from .. import network
 from ..gradcheck import Check, LayerReport, diagnose, numerical_gradient
 from .channel import Raised, snapshot
-from .core import call, define, raised_check
-from .layer import _same
+from .core import define
+from .layer_rounds import _same
+from .running import call, raised_check
 
 NAMES = ("W1", "b1", "W2", "b2")
-OWNERS = {"W1": ("Affine1", "W"), "b1": ("Affine1", "b"), "W2": ("Affine2", "W"),
-          "b2": ("Affine2", "b")}
+OWNERS = {
+    "W1": ("Affine1", "W"),
+    "b1": ("Affine1", "b"),
+    "W2": ("Affine2", "W"),
+    "b2": ("Affine2", "b"),
+}
 
 
-def _inputs(seed: int = 0, batch_size: int = 4, input_size: int = 5, hidden_size: int = 3,
-            output_size: int = 3, one_hot: bool = False) -> dict:
+def _inputs(
+    seed: int = 0,
+    batch_size: int = 4,
+    input_size: int = 5,
+    hidden_size: int = 3,
+    output_size: int = 3,
+    one_hot: bool = False,
+) -> dict:
     """Parameters (weights of size ~0.5, non-zero biases), a batch x, t, a second batch, and
     in-place updates of every parameter applied before the last gradient. By default H = C,
     so a gradient that skips a layer keeps its shape and is named rather than mis-shaped."""
     rng = np.random.default_rng(seed)
     n, d, h, c = batch_size, input_size, hidden_size, output_size
-    params = {"W1": 0.5 * rng.standard_normal((d, h)), "b1": np.zeros(h),
-              "W2": 0.5 * rng.standard_normal((h, c)), "b2": 0.3 * rng.standard_normal(c)}
+    params = {
+        "W1": 0.5 * rng.standard_normal((d, h)),
+        "b1": np.zeros(h),
+        "W2": 0.5 * rng.standard_normal((h, c)),
+        "b2": 0.3 * rng.standard_normal(c),
+    }
     x = rng.standard_normal((n, d))
     # every hidden unit active for some samples and not for others
     params["b1"] = -np.median(x @ params["W1"], axis=0) + 0.05 * rng.standard_normal(h)
@@ -54,8 +70,15 @@ def _inputs(seed: int = 0, batch_size: int = 4, input_size: int = 5, hidden_size
     x = off_kink(x, params)
     x2 = off_kink(rng.standard_normal((n, d)), params, updated)
     t, t2 = targets(), targets()
-    return {"sizes": [d, h, c], "params": params, "x": x, "t": t, "x2": x2, "t2": t2,
-            "update": update}
+    return {
+        "sizes": [d, h, c],
+        "params": params,
+        "x": x,
+        "t": t,
+        "x2": x2,
+        "t2": t2,
+        "update": update,
+    }
 
 
 def _collect(target: Any, inp: dict) -> dict:
@@ -78,8 +101,10 @@ def _collect(target: Any, inp: dict) -> dict:
 
     def shares() -> bool:
         layers = net.layers
-        return all(getattr(layers[layer], attr) is net.params[name]
-                   for name, (layer, attr) in OWNERS.items())
+        return all(
+            getattr(layers[layer], attr) is net.params[name]
+            for name, (layer, attr) in OWNERS.items()
+        )
 
     shared, err = call(shares)
     obs["shared"] = bool(shared) if err is None else None
@@ -105,12 +130,14 @@ def _collect(target: Any, inp: dict) -> dict:
     if err:
         obs["error"] = {"step": "update", "raised": err}
         return obs
-    record("grads_updated", lambda a, b: net.gradient(a, b), np.array(inp["x2"]),
-           np.array(inp["t2"]))
+    record(
+        "grads_updated", lambda a, b: net.gradient(a, b), np.array(inp["x2"]), np.array(inp["t2"])
+    )
     return obs
 
 
 # --- the plain-numpy network the verdict is computed with -------------------------------------
+
 
 def _labels(t: Any, c: int) -> np.ndarray:
     t = np.asarray(t)
@@ -144,48 +171,70 @@ def _suspects(p: dict, x: np.ndarray, t: Any) -> dict[str, dict[str, tuple[str, 
     dscores = (y - np.eye(s.shape[1])[_labels(t, s.shape[1])]) / n
     found: dict[str, dict[str, tuple[str, np.ndarray]]] = {k: {} for k in NAMES}
     dh = dscores @ p["W2"].T
-    found["W1"]["relu_skipped"] = ("skips Relu1's backward: the gradient into Affine1 must go "
-                                   "through every layer in reverse order", x.T @ dh)
+    found["W1"]["relu_skipped"] = (
+        "skips Relu1's backward: the gradient into Affine1 must go "
+        "through every layer in reverse order",
+        x.T @ dh,
+    )
     found["b1"]["relu_skipped"] = (found["W1"]["relu_skipped"][0], dh.sum(axis=0))
     if dscores.shape == pre.shape:
-        chained = ("is computed from the loss layer's gradient, not from what the layer after "
-                   "it returned: pass dout on, dout = layer.backward(dout) (forgot dout)")
+        chained = (
+            "is computed from the loss layer's gradient, not from what the layer after "
+            "it returned: pass dout on, dout = layer.backward(dout) (forgot dout)"
+        )
         masked = dscores * (pre > 0)
         found["W1"]["not_chained"] = (chained, x.T @ masked)
         found["b1"]["not_chained"] = (chained, masked.sum(axis=0))
     twice = "is divided by N twice: SoftmaxWithLoss has already divided by the batch size"
-    grads = {"W1": x.T @ (dh * (pre > 0)), "b1": (dh * (pre > 0)).sum(axis=0),
-             "W2": hid.T @ dscores, "b2": dscores.sum(axis=0)}
+    grads = {
+        "W1": x.T @ (dh * (pre > 0)),
+        "b1": (dh * (pre > 0)).sum(axis=0),
+        "W2": hid.T @ dscores,
+        "b2": dscores.sum(axis=0),
+    }
     for k in NAMES:
         found[k]["batch_size_twice"] = (twice, grads[k] / n)
         for other in NAMES:
             if other != k and grads[other].shape == grads[k].shape:
-                found[k]["swapped_" + other] = (f"is the gradient of {other}: read each "
-                                                "parameter's gradient from its own layer "
-                                                "(Affine1: W1, b1; Affine2: W2, b2)",
-                                                grads[other])
+                found[k]["swapped_" + other] = (
+                    f"is the gradient of {other}: read each "
+                    "parameter's gradient from its own layer "
+                    "(Affine1: W1, b1; Affine2: W2, b2)",
+                    grads[other],
+                )
     return found
 
 
-def _grad_checks(prefix: str, got: Any, p: dict, x: np.ndarray, t: Any,
-                 what: str) -> list[Check]:
+def _grad_checks(prefix: str, got: Any, p: dict, x: np.ndarray, t: Any, what: str) -> list[Check]:
     names = [f"{prefix}{k}" for k in NAMES]
     if isinstance(got, Raised):
-        return [raised_check(names[0], what, got, "gradient runs self.loss(x, t) first, then "
-                             "the backward passes from the loss layer back to Affine1")]
+        return [
+            raised_check(
+                names[0],
+                what,
+                got,
+                "gradient runs self.loss(x, t) first, then "
+                "the backward passes from the loss layer back to Affine1",
+            )
+        ]
     if not isinstance(got, dict):
-        return [Check(n, False, f"{what} returned {got!r:.80}: return a dict with the keys "
-                      "'W1', 'b1', 'W2', 'b2'", "missing" if got is None else "return_value")
-                for n in names]
+        return [
+            Check(
+                n,
+                False,
+                f"{what} returned {got!r:.80}: return a dict with the keys 'W1', 'b1', 'W2', 'b2'",
+                "missing" if got is None else "return_value",
+            )
+            for n in names
+        ]
     numeric = _numeric(p, x, t)
     found = _suspects(p, x, t)
     checks = []
-    for k, name in zip(NAMES, names):
+    for k, name in zip(NAMES, names, strict=False):
         if k not in got:
             checks.append(Check(name, False, f"{what} has no key {k!r}", "missing"))
             continue
-        checks.append(diagnose(name, got[k], numeric[k], batch_size=x.shape[0],
-                               suspects=found[k]))
+        checks.append(diagnose(name, got[k], numeric[k], batch_size=x.shape[0], suspects=found[k]))
     return checks
 
 
@@ -195,37 +244,76 @@ def _verify(inp: dict, obs: dict) -> LayerReport:
     x, t = np.asarray(inp["x"], dtype=np.float64), inp["t"]
     error = obs.get("error") if isinstance(obs.get("error"), dict) else {}
     if error.get("step") in ("create", "params"):
-        what = ("TwoLayerNet(input_size, hidden_size, output_size)" if error["step"] == "create"
-                else "setting net.params[k][...] in place")
-        report.add(raised_check("predict", what, error.get("raised"),
-                                "keep __init__ as given: params holds W1, b1, W2, b2"))
+        what = (
+            "TwoLayerNet(input_size, hidden_size, output_size)"
+            if error["step"] == "create"
+            else "setting net.params[k][...] in place"
+        )
+        report.add(
+            raised_check(
+                "predict",
+                what,
+                error.get("raised"),
+                "keep __init__ as given: params holds W1, b1, W2, b2",
+            )
+        )
         return report
     pred = obs.get("predict")
     if isinstance(pred, Raised):
-        report.add(raised_check("predict", "predict(x)", pred, "run each layer's forward in "
-                                "order: for layer in self.layers.values()"))
+        report.add(
+            raised_check(
+                "predict",
+                "predict(x)",
+                pred,
+                "run each layer's forward in order: for layer in self.layers.values()",
+            )
+        )
     else:
         want = _scores(p, x)
         e = np.exp(want - want.max(axis=1, keepdims=True))
         soft = e / e.sum(axis=1, keepdims=True)
-        check = diagnose("predict", pred, want, threshold=1e-9,
-                         suspects={"softmax_in_predict": ("returns probabilities: predict "
-                                                          "returns the scores, before softmax",
-                                                          soft)})
+        check = diagnose(
+            "predict",
+            pred,
+            want,
+            threshold=1e-9,
+            suspects={
+                "softmax_in_predict": (
+                    "returns probabilities: predict returns the scores, before softmax",
+                    soft,
+                )
+            },
+        )
         if not check.ok and obs.get("shared") is False:
-            check = Check("predict", False, "the layers do not hold the arrays in params (after "
-                          "params[k][...] = new values, predict still used the old ones): give "
-                          "the layers the very same arrays, not copies", "copied_params")
+            check = Check(
+                "predict",
+                False,
+                "the layers do not hold the arrays in params (after "
+                "params[k][...] = new values, predict still used the old ones): give "
+                "the layers the very same arrays, not copies",
+                "copied_params",
+            )
         elif not check.ok and check.mistake == "mismatch":
-            check = Check("predict", False, "predict(x) differs from relu(x @ W1 + b1) @ W2 + b2 "
-                          f"({check.message}): run each layer's forward, in order, on the output "
-                          "of the one before", "mismatch")
+            check = Check(
+                "predict",
+                False,
+                "predict(x) differs from relu(x @ W1 + b1) @ W2 + b2 "
+                f"({check.message}): run each layer's forward, in order, on the output "
+                "of the one before",
+                "mismatch",
+            )
         report.add(check)
     loss = obs.get("loss")
     want_loss = _loss(p, x, t)
     if isinstance(loss, Raised):
-        report.add(raised_check("loss", "loss(x, t)", loss, "scores from predict, then "
-                                "self.last_layer.forward(scores, t)"))
+        report.add(
+            raised_check(
+                "loss",
+                "loss(x, t)",
+                loss,
+                "scores from predict, then self.last_layer.forward(scores, t)",
+            )
+        )
     else:
         try:
             value = float(np.asarray(loss, dtype=np.float64).reshape(()))
@@ -234,17 +322,35 @@ def _verify(inp: dict, obs: dict) -> LayerReport:
         if value is not None and np.isclose(value, want_loss, rtol=1e-9):
             report.add(Check("loss", True, f"{value:.6f}"))
         else:
-            report.add(Check("loss", False, f"loss(x, t) returned {loss!r:.60}, expected "
-                             f"{want_loss:.6f}: return self.last_layer.forward(self.predict(x),"
-                             " t)", "missing" if loss is None else "mismatch"))
+            report.add(
+                Check(
+                    "loss",
+                    False,
+                    f"loss(x, t) returned {loss!r:.60}, expected "
+                    f"{want_loss:.6f}: return self.last_layer.forward(self.predict(x),"
+                    " t)",
+                    "missing" if loss is None else "mismatch",
+                )
+            )
     grads = obs.get("grads")
     report.checks += _grad_checks("", grads, p, x, t, "gradient(x, t)")
     after = obs.get("after")
-    unchanged = isinstance(after, list) and len(after) == 2 and _same(after[0], inp["x"]) \
+    unchanged = (
+        isinstance(after, list)
+        and len(after) == 2
+        and _same(after[0], inp["x"])
         and _same(after[1], inp["t"])
-    report.add(Check("inputs unchanged", unchanged, "x and t left as they were" if unchanged
-                     else "predict, loss or gradient changed x or t in place",
-                     None if unchanged else "mutated_input"))
+    )
+    report.add(
+        Check(
+            "inputs unchanged",
+            unchanged,
+            "x and t left as they were"
+            if unchanged
+            else "predict, loss or gradient changed x or t in place",
+            None if unchanged else "mutated_input",
+        )
+    )
     report.add(_fresh(inp, obs, p))
     return report
 
@@ -253,32 +359,52 @@ def _fresh(inp: dict, obs: dict, p: dict) -> Check:
     """gradient() again, after another batch went through, and after in-place updates."""
     first, again = obs.get("grads"), obs.get("grads_again")
     if not all(r.ok for r in _grad_checks("", first, p, np.asarray(inp["x"]), inp["t"], "")):
-        return Check("fresh", False, "could not be checked: gradient(x, t) is not right yet",
-                     "not_run")
+        return Check(
+            "fresh", False, "could not be checked: gradient(x, t) is not right yet", "not_run"
+        )
     if isinstance(again, Raised):
         return raised_check("fresh", "a second call of gradient", again)
     if not isinstance(again, dict) or not all(_same(again.get(k), first.get(k)) for k in NAMES):
-        return Check("fresh", False, "after net.loss ran on another batch, gradient(x, t) gave "
-                     "different gradients: gradient must start with its own forward pass, "
-                     "self.loss(x, t), so every layer stores this batch", "stale_state")
+        return Check(
+            "fresh",
+            False,
+            "after net.loss ran on another batch, gradient(x, t) gave "
+            "different gradients: gradient must start with its own forward pass, "
+            "self.loss(x, t), so every layer stores this batch",
+            "stale_state",
+        )
     updated = {k: p[k] + np.asarray(inp["update"][k]) for k in NAMES}
     x2 = np.asarray(inp["x2"], dtype=np.float64)
     got = obs.get("grads_updated")
     checks = _grad_checks("", got, updated, x2, inp["t2"], "gradient after an update")
     bad = [c for c in checks if not c.ok]
     if not bad:
-        return Check("fresh", True, "gradients are recomputed on every call and follow "
-                     "in-place parameter updates")
+        return Check(
+            "fresh",
+            True,
+            "gradients are recomputed on every call and follow in-place parameter updates",
+        )
     stale = _grad_checks("", got, p, x2, inp["t2"], "")
     if all(c.ok for c in stale):
-        return Check("fresh", False, "after params were changed in place (as an optimiser "
-                     "does), gradient still used the old values: the layers must hold the "
-                     "very arrays in params, not copies", "copied_params")
-    return Check("fresh", False, f"after an in-place update: {bad[0].name} {bad[0].message}",
-                 "stale_state")
+        return Check(
+            "fresh",
+            False,
+            "after params were changed in place (as an optimiser "
+            "does), gradient still used the old values: the layers must hold the "
+            "very arrays in params, not copies",
+            "copied_params",
+        )
+    return Check(
+        "fresh", False, f"after an in-place update: {bad[0].name} {bad[0].message}", "stale_state"
+    )
 
 
 check_two_layer_net = define(
-    "two_layer_net", title="TwoLayerNet", inputs=_inputs, collect=_collect, verify=_verify,
+    "two_layer_net",
+    title="TwoLayerNet",
+    inputs=_inputs,
+    collect=_collect,
+    verify=_verify,
     disable=lambda: (network.TwoLayerNet,),
-    doc="TwoLayerNet: predict(x) -> scores; loss(x, t); gradient(x, t) -> dict of W1, b1, W2, b2.")
+    doc="TwoLayerNet: predict(x) -> scores; loss(x, t); gradient(x, t) -> dict of W1, b1, W2, b2.",
+)

@@ -1,10 +1,12 @@
-"""Checks for notebook 2: numerical_diff, numerical_gradient and gradient_descent.
+"""Checks for notebook 2: numerical_diff and numerical_gradient (gradient_descent:
+:mod:`.numerical_descent`).
 
-The functions handed to the learner's code are defined here (sums of cubes and sines, a
-quadratic bowl, a linear slope), so ``verify`` knows in closed form what an exact central
-difference with step h gives: ``(f(x + h) - f(x - h)) / (2 h)`` evaluated entry by entry in
-plain numpy. No learner code runs in ``verify``.
+The functions handed to the learner's code are defined here (sums of cubes and sines), so
+``verify`` knows in closed form what an exact central difference with step h gives:
+``(f(x + h) - f(x - h)) / (2 h)`` evaluated entry by entry in plain numpy. No learner code
+runs in ``verify``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,13 +16,14 @@ import numpy as np
 
 from .. import gradcheck
 from ..gradcheck import Check, LayerReport, diagnose
-from .channel import as_floats, Raised, snapshot
-from .core import call, define, raised_check
+from .channel import Raised, as_floats, snapshot
+from .core import define
+from .running import call, raised_check
 
 
 def _elementwise(c: np.ndarray, x: Any) -> Any:
     """c[0] x^3 + c[1] x^2 + c[2] sin(x), entry by entry."""
-    return c[0] * x ** 3 + c[1] * x ** 2 + c[2] * np.sin(x)
+    return c[0] * x**3 + c[1] * x**2 + c[2] * np.sin(x)
 
 
 def _scalar(c: tuple[float, ...], x: Any) -> float:
@@ -41,11 +44,6 @@ def _forward_diff(c: Any, x: Any, h: float) -> Any:
     return (_elementwise(c, x + h) - _elementwise(c, x)) / h
 
 
-def _derivative(c: Any, x: Any) -> Any:
-    c = np.asarray(c, dtype=np.float64)
-    return 3 * c[0] * x ** 2 + 2 * c[1] * x + c[2] * np.cos(x)
-
-
 def _number(value: Any) -> float | None:
     """A float from what the learner returned, or None if it is not one number."""
     if isinstance(value, (list, dict, str, Raised)) or value is None:
@@ -58,20 +56,35 @@ def _number(value: Any) -> float | None:
 
 
 def _diff_mistakes(c: Any, x: float, h: float) -> dict:
-    return {"forward": ("is the forward difference (f(x + h) - f(x)) / h: use the central "
-                        "difference (f(x + h) - f(x - h)) / (2 h)", _forward_diff(c, x, h)),
-            "no_half": ("is twice the slope: divide by 2 h, the distance between x - h and "
-                        "x + h", 2 * _central(c, x, h))}
+    return {
+        "forward": (
+            "is the forward difference (f(x + h) - f(x)) / h: use the central "
+            "difference (f(x + h) - f(x - h)) / (2 h)",
+            _forward_diff(c, x, h),
+        ),
+        "no_half": (
+            "is twice the slope: divide by 2 h, the distance between x - h and x + h",
+            2 * _central(c, x, h),
+        ),
+    }
 
 
 # --- numerical_diff -----------------------------------------------------------------------
 
+
 def _diff_inputs(seed: int = 0, cases: int = 3) -> dict:
     """cases functions c0 x^3 + c1 x^2 + c2 sin x and points x; steps h for the h check."""
     rng = np.random.default_rng(seed)
-    return {"cases": [{"c": [float(v) for v in rng.uniform(0.5, 2.0, 3) * rng.choice([-1, 1], 3)],
-                       "x": float(rng.uniform(-2, 2))} for _ in range(cases)],
-            "steps": [0.5, 0.1]}
+    return {
+        "cases": [
+            {
+                "c": [float(v) for v in rng.uniform(0.5, 2.0, 3) * rng.choice([-1, 1], 3)],
+                "x": float(rng.uniform(-2, 2)),
+            }
+            for _ in range(cases)
+        ],
+        "steps": [0.5, 0.1],
+    }
 
 
 def _diff_collect(target: Any, inp: dict) -> dict:
@@ -86,18 +99,23 @@ def _diff_collect(target: Any, inp: dict) -> dict:
     return obs
 
 
-def _judge_numbers(name: str, got: list, want: list, mistakes: list[dict],
-                   tol: float, what: list[str]) -> Check:
+def _judge_numbers(
+    name: str, got: list, want: list, mistakes: list[dict], tol: float, what: list[str]
+) -> Check:
     """One check over several calls: the first wrong one is reported, its mistake named."""
     if not isinstance(got, list) or len(got) != len(want):
         return Check(name, False, "nothing was collected from your function", "not_run")
-    for g, w, named, label in zip(got, want, mistakes, what):
+    for g, w, named, label in zip(got, want, mistakes, what, strict=False):
         if isinstance(g, Raised):
             return raised_check(name, label, g, "run it by hand on a small example")
         value = _number(g)
         if value is None:
-            return Check(name, False, f"{label} returned {g!r:.80}, not a number",
-                         "missing" if g is None else "not_numeric")
+            return Check(
+                name,
+                False,
+                f"{label} returned {g!r:.80}, not a number",
+                "missing" if g is None else "not_numeric",
+            )
         if not np.isfinite(value):
             return Check(name, False, f"{label} returned {value}", "nonfinite")
         scale = max(abs(w), 1.0)
@@ -105,8 +123,7 @@ def _judge_numbers(name: str, got: list, want: list, mistakes: list[dict],
             continue
         for key, (why, wrong) in named.items():
             if abs(value - float(wrong)) <= 1e-9 * max(abs(float(wrong)), 1.0):
-                return Check(name, False, f"{label} returned {value!r}, expected {w!r}: {why}",
-                             key)
+                return Check(name, False, f"{label} returned {value!r}, expected {w!r}: {why}", key)
         return Check(name, False, f"{label} returned {value!r}, expected {w!r}", "mismatch")
     return Check(name, True, f"{len(want)} calls right to within {tol:.0e}")
 
@@ -114,39 +131,64 @@ def _judge_numbers(name: str, got: list, want: list, mistakes: list[dict],
 def _diff_verify(inp: dict, obs: dict) -> LayerReport:
     report = LayerReport("numerical_diff")
     cases, steps = inp["cases"], inp["steps"]
-    labels = [f"numerical_diff(f, {c['x']:.4g}) on f = {c['c'][0]:.3g} x^3 {c['c'][1]:+.3g} "
-              f"x^2 {c['c'][2]:+.3g} sin x" for c in cases]
-    report.add(_judge_numbers(
-        "central", obs.get("default"), [float(_central(c["c"], c["x"], 1e-4)) for c in cases],
-        [_diff_mistakes(c["c"], c["x"], 1e-4) for c in cases], 1e-8, labels))
+    labels = [
+        f"numerical_diff(f, {c['x']:.4g}) on f = {c['c'][0]:.3g} x^3 {c['c'][1]:+.3g} "
+        f"x^2 {c['c'][2]:+.3g} sin x"
+        for c in cases
+    ]
+    report.add(
+        _judge_numbers(
+            "central",
+            obs.get("default"),
+            [float(_central(c["c"], c["x"], 1e-4)) for c in cases],
+            [_diff_mistakes(c["c"], c["x"], 1e-4) for c in cases],
+            1e-8,
+            labels,
+        )
+    )
     want, named, what = [], [], []
-    for c, label in zip(cases, labels):
+    for c, label in zip(cases, labels, strict=False):
         for h in steps:
             want.append(float(_central(c["c"], c["x"], h)))
-            named.append({"ignores_h": ("use the step h you are given, in f(x + h), f(x - h) "
-                                        "and in the division by 2 h",
-                                        _central(c["c"], c["x"], 1e-4)),
-                          **_diff_mistakes(c["c"], c["x"], h)})
+            named.append(
+                {
+                    "ignores_h": (
+                        "use the step h you are given, in f(x + h), f(x - h) "
+                        "and in the division by 2 h",
+                        _central(c["c"], c["x"], 1e-4),
+                    ),
+                    **_diff_mistakes(c["c"], c["x"], h),
+                }
+            )
             what.append(label.replace(")", f", h={h})", 1))
     report.add(_judge_numbers("h", obs.get("given"), want, named, 1e-10, what))
     return report
 
 
 check_numerical_diff = define(
-    "numerical_diff", title="numerical_diff", inputs=_diff_inputs, collect=_diff_collect,
-    verify=_diff_verify, disable=lambda: (gradcheck.numerical_diff, gradcheck.numerical_gradient),
-    doc="numerical_diff(f, x, h=1e-4): checks 'central' (the default step) and 'h' (given steps).")
+    "numerical_diff",
+    title="numerical_diff",
+    inputs=_diff_inputs,
+    collect=_diff_collect,
+    verify=_diff_verify,
+    disable=lambda: (gradcheck.numerical_diff, gradcheck.numerical_gradient),
+    doc="numerical_diff(f, x, h=1e-4): checks 'central' (the default step) and 'h' (given steps).",
+)
 
 
 # --- numerical_gradient -------------------------------------------------------------------
+
 
 def _grad_inputs(seed: int = 0, shape: tuple[int, ...] = (3, 4)) -> dict:
     """x of the given shape, coefficients, and small arrays of other shapes (0-d included)."""
     rng = np.random.default_rng(seed)
     shape = tuple(shape)
-    return {"c": [float(v) for v in rng.uniform(0.5, 2.0, 3)], "x": rng.standard_normal(shape),
-            "others": [rng.standard_normal(s) for s in [(2, 3, 2), (), (5,)]],
-            "closure": rng.standard_normal(shape)}
+    return {
+        "c": [float(v) for v in rng.uniform(0.5, 2.0, 3)],
+        "x": rng.standard_normal(shape),
+        "others": [rng.standard_normal(s) for s in [(2, 3, 2), (), (5,)]],
+        "closure": rng.standard_normal(shape),
+    }
 
 
 def _grad_collect(target: Any, inp: dict) -> dict:
@@ -174,7 +216,7 @@ def _grad_collect(target: Any, inp: dict) -> dict:
 
     def loss(arg: Any) -> float:
         seen.append(arg is y)
-        return float(np.sum(y ** 2))
+        return float(np.sum(y**2))
 
     got, err = call(target, loss, y)
     obs["closure"] = err if err else snapshot(got)
@@ -186,205 +228,159 @@ def _grad_collect(target: Any, inp: dict) -> dict:
 _as_array = as_floats
 
 
-def _gradient_check(name: str, got: Any, expected: np.ndarray, named: dict,
-                    threshold: float = 1e-8) -> Check:
+def _gradient_check(
+    name: str, got: Any, expected: np.ndarray, named: dict, threshold: float = 1e-8
+) -> Check:
     if isinstance(got, Raised):
         return raised_check(name, "numerical_gradient", got, "run it on a small array by hand")
     return diagnose(name, got, expected, threshold=threshold, suspects=named)
 
 
+def _values_check(obs: dict, c: np.ndarray, x: np.ndarray) -> Check:
+    """The gradient's values with the default h, then (if right) with h=1e-2."""
+    mistakes = _diff_mistakes(c, x, 1e-5)
+    first = _gradient_check("values", obs.get("default"), _central(c, x, 1e-5), mistakes)
+    given = {
+        "ignores_h": (
+            "use the step h you are given (here h=1e-2), not a fixed 1e-5",
+            _central(c, x, 1e-5),
+        ),
+        **_diff_mistakes(c, x, 1e-2),
+    }
+    check = _gradient_check("values", obs.get("given_h"), _central(c, x, 1e-2), given)
+    if first.ok and not check.ok:
+        return Check("values", False, f"with h=1e-2: {check.message}", check.mistake)
+    return first
+
+
+def _shape_problem(other: np.ndarray, got: Any, c: np.ndarray) -> Check | None:
+    """What is wrong with the gradient got of an x shaped like other, or None."""
+    label = f"for x of shape {other.shape}"
+    if isinstance(got, Raised):
+        return raised_check(
+            "shapes",
+            f"numerical_gradient {label}",
+            got,
+            "np.ndindex(x.shape) walks every index of any shape, () for a 0-d x",
+        )
+    if not isinstance(got, np.ndarray):
+        return Check(
+            "shapes",
+            False,
+            f"{label} returned {type(got).__name__}, not a numpy array",
+            "missing" if got is None else "return_value",
+        )
+    if got.shape != other.shape:
+        return Check(
+            "shapes",
+            False,
+            f"{label} returned shape {got.shape}: the gradient has x's shape",
+            "shape",
+        )
+    if got.dtype != np.float64:
+        return Check(
+            "shapes",
+            False,
+            f"{label} returned dtype {got.dtype}, expected float64: "
+            "make it with np.zeros(x.shape, dtype=np.float64)",
+            "dtype",
+        )
+    d = diagnose(f"gradient {label}", got, _central(c, other, 1e-5), threshold=1e-6)
+    return None if d.ok else Check("shapes", False, d.message, d.mistake)
+
+
+def _shapes_check(inp: dict, obs: dict, c: np.ndarray, x: np.ndarray) -> Check:
+    """Shapes and dtype, on a 0-d, a 1-d and a 3-d x as well."""
+    if len(obs.get("others") or []) != len(inp["others"]):
+        return Check("shapes", False, "nothing was collected for other shapes", "not_run")
+    for other, got in zip(
+        [x, *inp["others"]], [obs.get("default"), *(obs.get("others") or [])], strict=False
+    ):
+        problem = _shape_problem(np.asarray(other, dtype=np.float64), got, c)
+        if problem:
+            return problem
+    return Check(
+        "shapes",
+        True,
+        "a new float64 array shaped like x, for x of shapes "
+        + ", ".join(str(np.shape(o)) for o in [x, *inp["others"]]),
+    )
+
+
+def _restore_check(inp: dict, obs: dict, x: np.ndarray) -> Check:
+    """x restored exactly, a new array returned, f called with x itself (closures see it)."""
+    after = _as_array(obs.get("x_after"))
+    if after is None or after.shape != x.shape or not np.array_equal(after, x):
+        err = (
+            float(np.max(np.abs(after - x)))
+            if after is not None and after.shape == x.shape
+            else float("nan")
+        )
+        return Check(
+            "x restored",
+            False,
+            f"numerical_gradient left x changed (largest "
+            f"change {err:.1e}): after each entry, assign back the value you saved "
+            "before changing it; adding and subtracting h again does not restore "
+            "it exactly",
+            "not_restored",
+        )
+    if obs.get("returned_x") is not False:
+        return Check(
+            "x restored",
+            False,
+            "numerical_gradient returned x itself (or a view of it): return a new array",
+            "returned_input",
+        )
+    if obs.get("closure_arg_is_x") is not True:
+        return Check(
+            "x restored",
+            False,
+            "call f(x) with the array x itself (changed in "
+            "place), not with a copy: a loss that reads the weights through a "
+            "closure only sees in-place changes",
+            "copied_x",
+        )
+    y = np.asarray(inp["closure"], dtype=np.float64)
+    d = _gradient_check("closure", obs.get("closure"), 2 * y, {}, threshold=1e-6)
+    closure_after = _as_array(obs.get("closure_after"))
+    if not d.ok:
+        return Check(
+            "x restored",
+            False,
+            f"with f = lambda _: np.sum(x ** 2), which reads x through a closure: {d.message}",
+            d.mistake,
+        )
+    if closure_after is None or not np.array_equal(closure_after, y):
+        return Check(
+            "x restored",
+            False,
+            "with f reading x through a closure, x was left changed: assign back the saved value",
+            "not_restored",
+        )
+    return Check(
+        "x restored",
+        True,
+        "x is exactly as before; a new array is returned; "
+        "f(x) is called with x itself, changed in place",
+    )
+
+
 def _grad_verify(inp: dict, obs: dict) -> LayerReport:
     report = LayerReport("numerical_gradient")
     c, x = np.asarray(inp["c"], dtype=np.float64), np.asarray(inp["x"], dtype=np.float64)
-    mistakes = _diff_mistakes(c, x, 1e-5)
-    report.add(_gradient_check("values", obs.get("default"), _central(c, x, 1e-5), mistakes))
-    given = {"ignores_h": ("use the step h you are given (here h=1e-2), not a fixed 1e-5",
-                           _central(c, x, 1e-5)), **_diff_mistakes(c, x, 1e-2)}
-    check = _gradient_check("values", obs.get("given_h"), _central(c, x, 1e-2), given)
-    if report["values"].ok and not check.ok:
-        report.checks[-1] = Check("values", False, f"with h=1e-2: {check.message}",
-                                  check.mistake)
-    # shapes and dtype, on a 0-d, a 1-d and a 3-d x as well
-    shape_check = Check("shapes", True, "a new float64 array shaped like x, for x of shapes "
-                        + ", ".join(str(np.shape(o)) for o in [x, *inp["others"]]))
-    for other, got in zip([x, *inp["others"]], [obs.get("default"), *(obs.get("others") or [])]):
-        other = np.asarray(other, dtype=np.float64)
-        label = f"for x of shape {other.shape}"
-        if isinstance(got, Raised):
-            shape_check = raised_check("shapes", f"numerical_gradient {label}", got,
-                                       "np.ndindex(x.shape) walks every index of any shape, "
-                                       "() for a 0-d x")
-            break
-        if not isinstance(got, np.ndarray):
-            shape_check = Check("shapes", False, f"{label} returned {type(got).__name__}, not "
-                                "a numpy array", "missing" if got is None else "return_value")
-            break
-        if got.shape != other.shape:
-            shape_check = Check("shapes", False, f"{label} returned shape {got.shape}: the "
-                                "gradient has x's shape", "shape")
-            break
-        if got.dtype != np.float64:
-            shape_check = Check("shapes", False, f"{label} returned dtype {got.dtype}, expected "
-                                "float64: make it with np.zeros(x.shape, dtype=np.float64)",
-                                "dtype")
-            break
-        d = diagnose(f"gradient {label}", got, _central(c, other, 1e-5), threshold=1e-6)
-        if not d.ok:
-            shape_check = Check("shapes", False, d.message, d.mistake)
-            break
-    if len(obs.get("others") or []) != len(inp["others"]):
-        shape_check = Check("shapes", False, "nothing was collected for other shapes", "not_run")
-    report.add(shape_check)
-    # x restored exactly, a new array returned, f called with x itself (closures see it)
-    after = _as_array(obs.get("x_after"))
-    restore = Check("x restored", True, "x is exactly as before; a new array is returned; "
-                    "f(x) is called with x itself, changed in place")
-    if after is None or after.shape != x.shape or not np.array_equal(after, x):
-        err = float(np.max(np.abs(after - x))) if after is not None and after.shape == x.shape \
-            else float("nan")
-        restore = Check("x restored", False, f"numerical_gradient left x changed (largest "
-                        f"change {err:.1e}): after each entry, assign back the value you saved "
-                        "before changing it; adding and subtracting h again does not restore "
-                        "it exactly", "not_restored")
-    elif obs.get("returned_x") is not False:
-        restore = Check("x restored", False, "numerical_gradient returned x itself (or a view "
-                        "of it): return a new array", "returned_input")
-    elif obs.get("closure_arg_is_x") is not True:
-        restore = Check("x restored", False, "call f(x) with the array x itself (changed in "
-                        "place), not with a copy: a loss that reads the weights through a "
-                        "closure only sees in-place changes", "copied_x")
-    else:
-        y = np.asarray(inp["closure"], dtype=np.float64)
-        d = _gradient_check("closure", obs.get("closure"), 2 * y, {}, threshold=1e-6)
-        closure_after = _as_array(obs.get("closure_after"))
-        if not d.ok:
-            restore = Check("x restored", False, "with f = lambda _: np.sum(x ** 2), which reads "
-                            f"x through a closure: {d.message}", d.mistake)
-        elif closure_after is None or not np.array_equal(closure_after, y):
-            restore = Check("x restored", False, "with f reading x through a closure, x was "
-                            "left changed: assign back the saved value", "not_restored")
-    report.add(restore)
+    report.add(_values_check(obs, c, x))
+    report.add(_shapes_check(inp, obs, c, x))
+    report.add(_restore_check(inp, obs, x))
     return report
 
 
 check_numerical_gradient = define(
-    "numerical_gradient", title="numerical_gradient", inputs=_grad_inputs,
-    collect=_grad_collect, verify=_grad_verify,
+    "numerical_gradient",
+    title="numerical_gradient",
+    inputs=_grad_inputs,
+    collect=_grad_collect,
+    verify=_grad_verify,
     disable=lambda: (gradcheck.numerical_diff, gradcheck.numerical_gradient),
-    doc="numerical_gradient(f, x, h=1e-5): checks 'values', 'shapes' and 'x restored'.")
-
-
-# --- gradient_descent ---------------------------------------------------------------------
-
-def _bowl(a: tuple[float, ...], b: tuple[float, ...], x: np.ndarray) -> float:
-    """sum(a * (x - b)^2): its central differences are exact (up to rounding)."""
-    return float(np.sum(np.asarray(a) * (x - np.asarray(b)) ** 2))
-
-
-def _slope(c: tuple[float, ...], x: np.ndarray) -> float:
-    return float(np.sum(np.asarray(c) * x))
-
-
-def _gd_inputs(seed: int = 0, size: int = 2) -> dict:
-    rng = np.random.default_rng(seed)
-    return {"a": [float(v) for v in rng.uniform(0.5, 1.5, size)],
-            "b": [float(v) for v in rng.standard_normal(size)],
-            "c": [float(v) for v in rng.standard_normal(size)],
-            "x0": rng.standard_normal(size) * 3, "lr": float(rng.uniform(0.05, 0.2)),
-            "steps": int(rng.integers(3, 8))}
-
-
-def _gd_collect(target: Any, inp: dict) -> dict:
-    bowl = functools.partial(_bowl, tuple(inp["a"]), tuple(inp["b"]))
-    slope = functools.partial(_slope, tuple(inp["c"]))
-    obs: dict[str, Any] = {}
-    runs = {"one": (bowl, inp["lr"], 1), "many": (bowl, inp["lr"], inp["steps"]),
-            "slope": (slope, inp["lr"], inp["steps"]), "zero_steps": (bowl, inp["lr"], 0),
-            "lr_zero": (bowl, 0.0, 3), "diverge": (bowl, 1.5 / min(inp["a"]), 3)}
-    for key, (f, lr, n) in runs.items():
-        x0 = np.array(inp["x0"], copy=True)
-        got, err = call(target, f, x0, lr, n)
-        obs[key] = err if err else snapshot(got)
-        obs[key + "_x0_after"] = snapshot(x0)
-        obs[key + "_is_x0"] = got is x0
-    x0 = np.array(inp["x0"], copy=True)
-    got, err = call(target, slope, x0)
-    obs["defaults"] = err if err else snapshot(got)
-    return obs
-
-
-def _descend(inp: dict, f: str, lr: float, n: int) -> np.ndarray:
-    a, b, c = (np.asarray(inp[k], dtype=np.float64) for k in "abc")
-    x = np.asarray(inp["x0"], dtype=np.float64).copy()
-    for _ in range(n):
-        x = x - lr * (2 * a * (x - b) if f == "bowl" else c)
-    return x
-
-
-def _gd_run(name: str, label: str, got: Any, expected: np.ndarray, named: dict,
-            threshold: float = 1e-6) -> Check:
-    if isinstance(got, Raised):
-        return raised_check(name, label, got, "gradient_descent calls your numerical_gradient "
-                            "above: check that one first")
-    d = diagnose(name, got, expected, threshold=threshold, suspects=named)
-    return d if d.ok else Check(name, False, f"{label}: {d.message}", d.mistake)
-
-
-def _gd_verify(inp: dict, obs: dict) -> LayerReport:
-    report = LayerReport("gradient_descent")
-    lr, n = inp["lr"], inp["steps"]
-    up = {"uphill": ("went uphill: subtract lr * gradient, x = x - lr * grad",
-                     _descend(inp, "bowl", -lr, 1))}
-    one = _gd_run("step", f"one step with lr={lr:.3g} on a quadratic bowl", obs.get("one"),
-                  _descend(inp, "bowl", lr, 1),
-                  {**up, "two_steps": ("is two steps: make exactly step_num steps",
-                                       _descend(inp, "bowl", lr, 2)),
-                   "no_lr": ("took a step of the whole gradient: multiply it by lr",
-                             _descend(inp, "bowl", 1.0, 1))})
-    if one.ok:
-        one = _gd_run("step", f"{n} steps on a quadratic bowl", obs.get("many"),
-                      _descend(inp, "bowl", lr, n), {})
-    report.add(one)
-    steps = _gd_run("steps", f"step_num={n} on a linear function (each step moves x by "
-                    "lr * its constant gradient)", obs.get("slope"),
-                    _descend(inp, "slope", lr, n),
-                    {"off_by_one": (f"made {n - 1} steps: make exactly step_num steps",
-                                    _descend(inp, "slope", lr, n - 1)),
-                     "off_by_one_more": (f"made {n + 1} steps: make exactly step_num steps",
-                                         _descend(inp, "slope", lr, n + 1))})
-    if steps.ok:
-        steps = _gd_run("steps", "step_num=0", obs.get("zero_steps"), _descend(inp, "bowl", lr, 0),
-                        {})
-        if steps.ok and obs.get("zero_steps_is_x0") is not False:
-            steps = Check("steps", False, "step_num=0 returned init_x itself: return a new "
-                          "array (a copy)", "returned_input")
-    report.add(steps)
-    x0 = np.asarray(inp["x0"], dtype=np.float64)
-    unchanged = Check("init_x unchanged", True, "init_x is left as it was")
-    for key in ("one", "many", "slope", "zero_steps", "lr_zero", "diverge"):
-        after = _as_array(obs.get(key + "_x0_after"))
-        if after is None or after.shape != x0.shape or not np.array_equal(after, x0):
-            unchanged = Check("init_x unchanged", False, "gradient_descent changed init_x: work "
-                              "on a copy, x = np.array(init_x, dtype=np.float64)",
-                              "mutated_input")
-            break
-    report.add(unchanged)
-    rate = _gd_run("learning rate", "lr=0 (x must not move)", obs.get("lr_zero"), x0, {})
-    big = 1.5 / min(inp["a"])
-    if rate.ok:
-        rate = _gd_run("learning rate", f"lr={big:.3g}, large enough to diverge, 3 steps",
-                       obs.get("diverge"), _descend(inp, "bowl", big, 3), {}, threshold=1e-5)
-    if rate.ok:
-        rate = _gd_run("learning rate", "the defaults lr=0.01, step_num=100",
-                       obs.get("defaults"), _descend(inp, "slope", 0.01, 100),
-                       {"default_lr": ("use the default lr=0.01 of the signature",
-                                       _descend(inp, "slope", 0.1, 100))})
-    report.add(rate)
-    return report
-
-
-check_gradient_descent = define(
-    "gradient_descent", title="gradient_descent", inputs=_gd_inputs, collect=_gd_collect,
-    verify=_gd_verify, disable=lambda: (gradcheck.numerical_diff, gradcheck.numerical_gradient),
-    doc="gradient_descent(f, init_x, lr=0.01, step_num=100): checks 'step', 'steps', "
-        "'init_x unchanged' and 'learning rate'.")
+    doc="numerical_gradient(f, x, h=1e-5): checks 'values', 'shapes' and 'x restored'.",
+)

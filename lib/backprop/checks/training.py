@@ -1,5 +1,5 @@
-"""Checks for notebook 7: one SGD step in place (``sgd_step``) and one shuffled epoch
-(``train_epoch``).
+"""Checks for notebook 7: one SGD step in place (``sgd_step``); one shuffled epoch
+(``train_epoch``) is checked in :mod:`.training_epoch`.
 
 ``train_epoch`` is run on a small softmax-regression model defined here (plain numpy, so
 the check needs none of the course's layers) on synthetic data with one distinct row per
@@ -7,6 +7,7 @@ index. ``verify`` replays the epoch itself, in plain numpy, from the same seed: 
 must be ``rng.permutation(N)`` cut in order, and the losses and the final parameters must
 be those of that replay. It never takes the learner's loss history on trust.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,33 +16,40 @@ import numpy as np
 
 from .. import optim, training
 from ..gradcheck import Check, LayerReport
-from .channel import as_floats, Raised, snapshot
-from .core import call, define, raised_check
-
+from .channel import as_floats, snapshot
+from .core import define
+from .running import call, raised_check
 
 _arr = as_floats
 
 
 def _close(a: Any, b: np.ndarray, tol: float = 1e-6) -> bool:
     a = _arr(a)
-    return a is not None and a.shape == np.shape(b) and bool(
-        np.allclose(a, b, rtol=tol, atol=tol))
+    return a is not None and a.shape == np.shape(b) and bool(np.allclose(a, b, rtol=tol, atol=tol))
 
 
 # --- sgd_step -------------------------------------------------------------------------------
+
 
 def _step_inputs(seed: int = 0, shapes: dict | None = None, lr: float = 0.1) -> dict:
     """params and grads of the given shapes (default W (3, 4), b (4,)), and lr."""
     rng = np.random.default_rng(seed)
     shapes = shapes or {"W": [3, 4], "b": [4]}
-    return {"params": {k: rng.standard_normal(s) for k, s in shapes.items()},
-            "grads": {k: rng.standard_normal(s) for k, s in shapes.items()}, "lr": float(lr)}
+    return {
+        "params": {k: rng.standard_normal(s) for k, s in shapes.items()},
+        "grads": {k: rng.standard_normal(s) for k, s in shapes.items()},
+        "lr": float(lr),
+    }
 
 
 def _step_collect(target: Any, inp: dict) -> dict:
     obs: dict[str, Any] = {}
-    runs = {"main": (np.float64, inp["lr"], 1), "f32": (np.float32, inp["lr"], 1),
-            "zero": (np.float64, 0.0, 1), "three": (np.float64, inp["lr"], 3)}
+    runs = {
+        "main": (np.float64, inp["lr"], 1),
+        "f32": (np.float32, inp["lr"], 1),
+        "zero": (np.float64, 0.0, 1),
+        "three": (np.float64, inp["lr"], 3),
+    }
     for key, (dtype, lr, times) in runs.items():
         params = {k: np.array(v, dtype=dtype) for k, v in inp["params"].items()}
         grads = {k: np.array(v, dtype=dtype) for k, v in inp["grads"].items()}
@@ -52,337 +60,126 @@ def _step_collect(target: Any, inp: dict) -> dict:
                 obs[key] = {"error": err}
                 break
         else:
-            obs[key] = {"params": snapshot(params), "arrays": snapshot(arrays),
-                        "same": {k: params.get(k) is a for k, a in arrays.items()},
-                        "grads": snapshot(grads), "returned": snapshot(got)}
+            obs[key] = {
+                "params": snapshot(params),
+                "arrays": snapshot(arrays),
+                "same": {k: params.get(k) is a for k, a in arrays.items()},
+                "grads": snapshot(grads),
+                "returned": snapshot(got),
+            }
     return obs
+
+
+def _misstep(k: str, got: Any, after: Any, p0: np.ndarray, g: np.ndarray, lr: float) -> Check:
+    """The failed check for params[k], whose array got (and entry after) is not p0 - lr * g."""
+    if _close(got, p0):
+        why, key = (
+            "did not change at all: did you rebind a loop variable (p = p - lr * "
+            "g)? Update the array in the dict: params[key] -= lr * grads[key]",
+            "no_update",
+        )
+    elif _close(got, p0 + lr * g) or _close(after, p0 + lr * g):
+        why, key = "moved along the gradient, not against it: subtract lr * grad", "sign"
+    elif _close(got, p0 - g) or _close(after, p0 - g):
+        why, key = "moved by the whole gradient: multiply it by the learning rate lr", "no_lr"
+    else:
+        why, key = "does not equal params - lr * grads", "mismatch"
+    return Check("values", False, f"params[{k!r}] {why}", key)
+
+
+def _values_check(inp: dict, obs: dict, main: dict, p0: dict, g: dict) -> Check:
+    """One step's values (a new array with the right values is judged under "in place"),
+    then lr=0 and three steps in a row."""
+    lr = inp["lr"]
+    arrays = main.get("arrays") if isinstance(main.get("arrays"), dict) else {}
+    after = main.get("params") if isinstance(main.get("params"), dict) else {}
+    for k in p0:
+        want = p0[k] - lr * g[k]
+        if not (_close(arrays.get(k), want) or _close(after.get(k), want)):
+            return _misstep(k, arrays.get(k), after.get(k), p0[k], g[k], lr)
+    for key, lr_, times, what in (
+        ("zero", 0.0, 1, "with lr=0 (nothing may move)"),
+        ("three", lr, 3, "after three steps in a row"),
+    ):
+        r = obs.get(key)
+        ps = r.get("params") if isinstance(r, dict) and isinstance(r.get("params"), dict) else {}
+        if isinstance(r, dict) and "error" in r:
+            return raised_check("values", f"sgd_step {what}", r["error"])
+        bad = [k for k in p0 if not _close(ps.get(k), p0[k] - times * lr_ * g[k])]
+        if bad:
+            return Check("values", False, f"params[{bad[0]!r}] is wrong {what}", "mismatch")
+    return Check("values", True, "every parameter is now p - lr * grad")
 
 
 def _step_verify(inp: dict, obs: dict) -> LayerReport:
     report = LayerReport("sgd_step")
-    lr = inp["lr"]
     p0 = {k: np.asarray(v, dtype=np.float64) for k, v in inp["params"].items()}
     g = {k: np.asarray(v, dtype=np.float64) for k, v in inp["grads"].items()}
-
-    def run(key: str) -> dict | None:
-        r = obs.get(key)
-        if not isinstance(r, dict):
-            report.add(Check("values", False, "sgd_step was not run", "not_run"))
-            return None
-        if "error" in r:
-            report.add(raised_check("values", "sgd_step", r["error"],
-                                    "params and grads are dicts of arrays with the same keys"))
-            return None
-        return r
-
-    main = run("main")
-    if main is None:
+    main = obs.get("main")
+    if not isinstance(main, dict):
+        report.add(Check("values", False, "sgd_step was not run", "not_run"))
         return report
-    arrays = main.get("arrays") if isinstance(main.get("arrays"), dict) else {}
-    after = main.get("params") if isinstance(main.get("params"), dict) else {}
-    values = Check("values", True, "every parameter is now p - lr * grad")
-    for k in p0:
-        want = p0[k] - lr * g[k]
-        got = arrays.get(k)
-        if _close(got, want):
-            continue
-        if _close(after.get(k), want):
-            continue  # right values but a new array: judged under "in place"
-        if _close(got, p0[k]) and not _close(after.get(k), want):
-            why, key = ("did not change at all: did you rebind a loop variable (p = p - lr * "
-                        "g)? Update the array in the dict: params[key] -= lr * grads[key]",
-                        "no_update")
-        elif _close(got, p0[k] + lr * g[k]) or _close(after.get(k), p0[k] + lr * g[k]):
-            why, key = "moved along the gradient, not against it: subtract lr * grad", "sign"
-        elif _close(got, p0[k] - g[k]) or _close(after.get(k), p0[k] - g[k]):
-            why, key = "moved by the whole gradient: multiply it by the learning rate lr", "no_lr"
-        else:
-            why, key = "does not equal params - lr * grads", "mismatch"
-        values = Check("values", False, f"params[{k!r}] {why}", key)
-        break
-    if values.ok:
-        for key, lr_, times, what in (("zero", 0.0, 1, "with lr=0 (nothing may move)"),
-                                      ("three", lr, 3, "after three steps in a row")):
-            r = obs.get(key)
-            ps = r.get("params") if isinstance(r, dict) and isinstance(r.get("params"), dict) else {}
-            if isinstance(r, dict) and "error" in r:
-                values = raised_check("values", f"sgd_step {what}", r["error"])
-                break
-            bad = [k for k in p0 if not _close(ps.get(k), p0[k] - times * lr_ * g[k])]
-            if bad:
-                values = Check("values", False, f"params[{bad[0]!r}] is wrong {what}", "mismatch")
-                break
-    report.add(values)
+    if "error" in main:
+        report.add(
+            raised_check(
+                "values",
+                "sgd_step",
+                main["error"],
+                "params and grads are dicts of arrays with the same keys",
+            )
+        )
+        return report
+    report.add(_values_check(inp, obs, main, p0, g))
     same = main.get("same") if isinstance(main.get("same"), dict) else {}
     replaced = [k for k in p0 if same.get(k) is not True]
-    report.add(Check("in place", False, f"params[{replaced[0]!r}] is a new array object after "
-                     "the step: update the existing array in place (params[key] -= lr * "
-                     "grads[key]); a layer that holds the old array never sees the change",
-                     "copied_params") if replaced else
-               Check("in place", True, "the same array objects, changed in place"))
+    report.add(
+        Check(
+            "in place",
+            False,
+            f"params[{replaced[0]!r}] is a new array object after "
+            "the step: update the existing array in place (params[key] -= lr * "
+            "grads[key]); a layer that holds the old array never sees the change",
+            "copied_params",
+        )
+        if replaced
+        else Check("in place", True, "the same array objects, changed in place")
+    )
     grads_after = main.get("grads") if isinstance(main.get("grads"), dict) else {}
     changed = [k for k in g if not _close(grads_after.get(k), g[k], 0)]
-    report.add(Check("grads unchanged", False, f"grads[{changed[0]!r}] was changed: compute "
-                     "lr * grads[key] into a new array and leave the gradients alone",
-                     "mutated_input") if changed else
-               Check("grads unchanged", True, "grads left alone"))
+    report.add(
+        Check(
+            "grads unchanged",
+            False,
+            f"grads[{changed[0]!r}] was changed: compute "
+            "lr * grads[key] into a new array and leave the gradients alone",
+            "mutated_input",
+        )
+        if changed
+        else Check("grads unchanged", True, "grads left alone")
+    )
     f32 = obs.get("f32")
     ps = f32.get("params") if isinstance(f32, dict) and isinstance(f32.get("params"), dict) else {}
     kept = all(isinstance(ps.get(k), np.ndarray) and ps[k].dtype == np.float32 for k in p0)
-    report.add(Check("dtype", True, "float32 parameters stay float32") if kept else
-               Check("dtype", False, "float32 parameters did not stay float32 arrays: an "
-                     "in-place update keeps the array's dtype", "dtype"))
+    report.add(
+        Check("dtype", True, "float32 parameters stay float32")
+        if kept
+        else Check(
+            "dtype",
+            False,
+            "float32 parameters did not stay float32 arrays: an "
+            "in-place update keeps the array's dtype",
+            "dtype",
+        )
+    )
     return report
 
 
 check_sgd_step = define(
-    "sgd_step", title="sgd_step", inputs=_step_inputs, collect=_step_collect,
-    verify=_step_verify, disable=lambda: (optim.SGD, training.train, training.train_epoch),
-    doc="sgd_step(params, grads, lr): checks 'values', 'in place', 'grads unchanged', 'dtype'.")
-
-
-# --- train_epoch ----------------------------------------------------------------------------
-
-def _softmax_loss(W: np.ndarray, b: np.ndarray, x: np.ndarray, t: np.ndarray
-                  ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Mean cross-entropy of softmax(x @ W + b) and its gradients dW, db."""
-    s = x @ W + b
-    s = s - s.max(axis=1, keepdims=True)
-    p = np.exp(s)
-    p /= p.sum(axis=1, keepdims=True)
-    n = x.shape[0]
-    loss = float(-np.mean(np.log(p[np.arange(n), t] + 1e-300)))
-    d = p.copy()
-    d[np.arange(n), t] -= 1
-    d /= n
-    return loss, x.T @ d, d.sum(axis=0)
-
-
-class _LastLayer:
-    loss: float | None = None
-
-
-class _Model:
-    """Softmax regression with the net protocol (params, gradient, loss, last_layer.loss)
-    that remembers every batch given to gradient."""
-
-    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
-        self.params = {"W": W, "b": b}
-        self.last_layer = _LastLayer()
-        self.batches: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
-        self.last_layer.loss = _softmax_loss(self.params["W"], self.params["b"],
-                                             np.asarray(x), np.asarray(t))[0]
-        return self.last_layer.loss
-
-    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-        self.batches.append((np.array(x, copy=True), np.array(t, copy=True)))
-        loss, dW, db = _softmax_loss(self.params["W"], self.params["b"], np.asarray(x),
-                                     np.asarray(t))
-        self.last_layer.loss = loss
-        return {"W": dW, "b": db}
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x) @ self.params["W"] + self.params["b"]
-
-
-def _epoch_inputs(seed: int = 0, n: int = 30, d: int = 3, classes: int = 3,
-                  batch_size: int = 8, lr: float = 0.5) -> dict:
-    """n rows (all distinct) of d features in `classes` clusters, a model's W and b, and the
-    seed of the generator passed to train_epoch (two epochs are run with it)."""
-    rng = np.random.default_rng(seed)
-    t = rng.integers(0, classes, size=n)
-    x = 2 * rng.standard_normal((classes, d))[t] + rng.standard_normal((n, d))
-    return {"x": x, "t": t, "W": 0.1 * rng.standard_normal((d, classes)),
-            "b": np.zeros(classes), "batch_size": int(batch_size), "lr": float(lr),
-            "seed": int(seed) + 1000}
-
-
-def _epoch_collect(target: Any, inp: dict) -> dict:
-    x, t = np.array(inp["x"], copy=True), np.array(inp["t"], copy=True)
-    model = _Model(np.array(inp["W"], copy=True), np.array(inp["b"], copy=True))
-    arrays = dict(model.params)
-    rng = np.random.default_rng(inp["seed"])
-    obs: dict[str, Any] = {}
-    for epoch in ("1", "2"):
-        start = len(model.batches)
-        losses, err = call(target, model, x, t, inp["batch_size"], inp["lr"], rng)
-        obs["losses" + epoch] = err if err is not None else snapshot(losses)
-        obs["batches_x" + epoch] = [b[0] for b in model.batches[start:]][:1000]
-        obs["batches_t" + epoch] = [b[1] for b in model.batches[start:]][:1000]
-        obs["params" + epoch] = snapshot(model.params)
-        obs["same" + epoch] = {k: model.params.get(k) is a for k, a in arrays.items()}
-        if err is not None:
-            break
-    obs["x_after"], obs["t_after"] = snapshot(x), snapshot(t)
-    return obs
-
-
-def _replay(inp: dict, epochs: int = 2, *, loss_after: bool = False) -> list[dict]:
-    """The reference: `epochs` epochs from np.random.default_rng(seed), in plain numpy."""
-    x, t = np.asarray(inp["x"], dtype=np.float64), np.asarray(inp["t"])
-    W, b = np.array(inp["W"], dtype=np.float64), np.array(inp["b"], dtype=np.float64)
-    rng = np.random.default_rng(inp["seed"])
-    n, bs, lr = x.shape[0], inp["batch_size"], inp["lr"]
-    out = []
-    for _ in range(epochs):
-        order = rng.permutation(n)
-        batches = [order[s:s + bs] for s in range(0, n, bs)]
-        losses = []
-        for idx in batches:
-            loss, dW, db = _softmax_loss(W, b, x[idx], t[idx])
-            W, b = W - lr * dW, b - lr * db
-            if loss_after:
-                loss = _softmax_loss(W, b, x[idx], t[idx])[0]
-            losses.append(loss)
-        out.append({"batches": batches, "losses": losses, "W": W, "b": b})
-    return out
-
-
-def _rows(inp: dict, xs: Any, ts: Any) -> tuple[list[list[int]] | None, str]:
-    """The row indices of each recorded batch, or None and why they are unusable."""
-    x, t = np.asarray(inp["x"], dtype=np.float64), np.asarray(inp["t"])
-    if not isinstance(xs, list) or not isinstance(ts, list) or len(xs) != len(ts):
-        return None, "the batches passed to net.gradient could not be read"
-    lookup = {row.tobytes(): i for i, row in enumerate(x)}
-    rows = []
-    for xb, tb in zip(xs, ts):
-        xb, tb = _arr(xb), _arr(tb)
-        if xb is None or tb is None or xb.ndim != 2 or xb.shape[1] != x.shape[1]:
-            return None, "net.gradient was given something that is not a batch of rows of x"
-        idx = [lookup.get(np.ascontiguousarray(r).tobytes()) for r in xb]
-        if None in idx:
-            return None, "net.gradient was given rows that are not rows of x"
-        if tb.shape != (len(idx),) or not np.array_equal(tb, t[idx]):
-            return None, "labels"
-        rows.append(idx)
-    return rows, ""
-
-
-def _judge_batches(inp: dict, obs: dict, epoch: str, want: list[np.ndarray]) -> Check:
-    n, bs = len(inp["t"]), inp["batch_size"]
-    rows, why = _rows(inp, obs.get("batches_x" + epoch), obs.get("batches_t" + epoch))
-    label = "" if epoch == "1" else "in the second epoch (the same rng, called again): "
-    if rows is None:
-        if why == "labels":
-            return Check("batches", False, label + "t_batch is not the labels of the rows in "
-                         "x_batch: index x and t with the same indices", "labels_mismatched")
-        return Check("batches", False, label + why, "mismatch")
-    flat = [i for r in rows for i in r]
-    sizes = [len(r) for r in rows]
-    if not rows:
-        return Check("batches", False, label + "net.gradient was never called", "no_update")
-    if len(set(flat)) < len(flat):
-        return Check("batches", False, label + f"{len(flat) - len(set(flat))} rows were used "
-                     "twice and others not at all: batches drawn with replacement "
-                     "(rng.integers) are not an epoch. Shuffle the indices 0..N-1 once per "
-                     "epoch and cut them into consecutive batches", "with_replacement")
-    if len(flat) < n:
-        return Check("batches", False, label + f"only {len(flat)} of the {n} rows were used "
-                     f"(batches of sizes {sizes}): the last, smaller batch must be used too "
-                     f"({n} is not a multiple of {bs})", "dropped_last")
-    if len(flat) > n:
-        return Check("batches", False, label + f"{len(flat)} rows for N = {n}", "mismatch")
-    if flat == list(range(n)):
-        return Check("batches", False, label + "the rows were used in their stored order "
-                     "0, 1, 2, ...: shuffle them first (rng.permutation(N))", "not_shuffled")
-    if any(s != bs for s in sizes[:-1]) or sizes[-1] > bs:
-        return Check("batches", False, label + f"batch sizes {sizes}: every batch but the last "
-                     f"must hold batch_size = {bs} rows", "batch_size")
-    if flat != [int(i) for r in want for i in r]:
-        if epoch == "2" and flat == [int(i) for r in _replay(inp, 1)[0]["batches"] for i in r]:
-            return Check("batches", False, label + "it used the same order as the first "
-                         "epoch: draw a new permutation from rng at every call (do not make "
-                         "a new generator inside train_epoch)", "reseeded")
-        return Check("batches", False, label + "every row once, but not in the order of "
-                     "rng.permutation(N) with the rng passed in: shuffle with that generator "
-                     "(not np.random, and not a generator made inside)", "unseeded")
-    return Check("batches", True, "each epoch is rng.permutation(N) cut into batches, every "
-                 "row exactly once, labels with their rows")
-
-
-def _epoch_verify(inp: dict, obs: dict) -> LayerReport:
-    report = LayerReport("train_epoch")
-    ref = _replay(inp)
-    after = _replay(inp, loss_after=True)
-    x0, t0 = np.asarray(inp["x"], dtype=np.float64), np.asarray(inp["t"])
-    for epoch in ("1", "2"):
-        losses = obs.get("losses" + epoch)
-        if isinstance(losses, Raised):
-            report.add(raised_check("batches", "train_epoch", losses,
-                                    "train_epoch(net, x, t, batch_size, lr, rng)"))
-            return report
-        if "losses" + epoch not in obs:
-            report.add(Check("batches", False, "train_epoch was not run", "not_run"))
-            return report
-        batches = _judge_batches(inp, obs, epoch, ref[int(epoch) - 1]["batches"])
-        if not batches.ok:
-            report.add(batches)
-            break
-    else:
-        report.add(batches)
-    x_ok = _close(obs.get("x_after"), x0, 0) and _close(obs.get("t_after"), t0, 0)
-    report.add(Check("data unchanged", True, "x and t left alone") if x_ok else
-               Check("data unchanged", False, "x or t was changed (shuffled in place?): shuffle "
-                     "the indices, and index x and t with them", "mutated_input"))
-    if not batches.ok:
-        for name in ("losses", "params"):
-            report.add(Check(name, False, "not judged until the batches are right", "not_run"))
-        return report
-    losses = Check("losses", True, "one loss per batch, each before its update, as the "
-                   "replay gives")
-    params = Check("params", True, "after two epochs net.params equals the replay's, "
-                   "updated in place")
-    for epoch in ("1", "2"):
-        r, a = ref[int(epoch) - 1], after[int(epoch) - 1]
-        got = obs.get("losses" + epoch)
-        arr = _arr(got)
-        if not losses.ok:
-            pass
-        elif got is None:
-            losses = Check("losses", False, "train_epoch returned None: return the list of "
-                           "batch losses", "missing")
-        elif arr is None or arr.ndim != 1:
-            losses = Check("losses", False, "should be a list of numbers, one per batch",
-                           "return_value")
-        elif arr.size != len(r["losses"]):
-            losses = Check("losses", False, f"{arr.size} losses for {len(r['losses'])} batches: "
-                           "one loss per batch", "length")
-        elif np.allclose(arr, a["losses"], rtol=1e-6) and not np.allclose(arr, r["losses"],
-                                                                            rtol=1e-6):
-            losses = Check("losses", False, "are the losses after each update: record the "
-                           "loss of the batch before the step (net.last_layer.loss right "
-                           "after net.gradient)", "loss_after_update")
-        elif not np.allclose(arr, r["losses"], rtol=1e-6, atol=1e-9):
-            losses = Check("losses", False, "differ from a replay of the epoch with the same "
-                           "batches: record net.last_layer.loss after each net.gradient, and "
-                           "update with sgd_step(net.params, grads, lr)", "mismatch")
-        ps = obs.get("params" + epoch) if isinstance(obs.get("params" + epoch), dict) else {}
-        same = obs.get("same" + epoch) if isinstance(obs.get("same" + epoch), dict) else {}
-        if not params.ok:
-            continue
-        if not (_close(ps.get("W"), r["W"]) and _close(ps.get("b"), r["b"])):
-            W0 = np.asarray(inp["W"], dtype=np.float64)
-            if _close(ps.get("W"), W0, 0):
-                params = Check("params", False, "net.params did not change: update them with "
-                               "sgd_step(net.params, grads, lr) after every net.gradient",
-                               "no_update")
-            else:
-                params = Check("params", False, f"after epoch {epoch}, net.params differs from a "
-                               "replay of the same batches: one sgd_step per batch, with lr",
-                               "mismatch")
-        elif not all(same.get(k) is True for k in ("W", "b")):
-            params = Check("params", False, "net.params holds new arrays: update in place "
-                           "(sgd_step), so the layers see the change", "copied_params")
-    report.add(losses)
-    report.add(params)
-    return report
-
-
-check_train_epoch = define(
-    "train_epoch", title="train_epoch", inputs=_epoch_inputs, collect=_epoch_collect,
-    verify=_epoch_verify, disable=lambda: (optim.SGD, training.train, training.train_epoch,
-                                           training.epoch_batches),
-    doc="train_epoch(net, x, t, batch_size, lr, rng): checks 'batches', 'data unchanged', "
-        "'losses' and 'params' against a replay of two epochs from the same seed.")
+    "sgd_step",
+    title="sgd_step",
+    inputs=_step_inputs,
+    collect=_step_collect,
+    verify=_step_verify,
+    disable=lambda: (optim.SGD, training.train, training.train_epoch),
+    doc="sgd_step(params, grads, lr): checks 'values', 'in place', 'grads unchanged', 'dtype'.",
+)
