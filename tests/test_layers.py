@@ -1,17 +1,14 @@
 """Every reference layer: known values, and backward against numerical gradients."""
+
 from __future__ import annotations
 
+import backprop as bp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import backprop as bp
 from backprop.checks import reference_disabled
 from backprop.gradcheck import check_layer, numerical_gradient, rel_error
-
-settings.register_profile("course", max_examples=25, deadline=None)
-settings.load_profile("course")
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_apple_graph():
@@ -83,8 +80,10 @@ def test_sigmoid_from_nodes_matches_sigmoid(rng):
     assert np.allclose(y, s.forward(x)) and np.allclose(dx, s.backward(dout))
 
 
-@given(shape=st.tuples(st.integers(2, 5), st.integers(1, 5), st.integers(1, 3)),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    shape=st.tuples(st.integers(2, 5), st.integers(1, 5), st.integers(1, 3)),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_activations_random(shape, seed):
     rng = np.random.default_rng(seed)
     x = _away_from_zero(rng, shape)
@@ -99,12 +98,15 @@ def test_sigmoid_extreme_inputs_are_finite():
     assert y[0] == 0.0 and y[2] == 0.5 and y[-1] == 1.0
 
 
-@given(n=st.integers(2, 6), d=st.integers(1, 6), m=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(2, 6), d=st.integers(1, 6), m=st.integers(1, 6), seed=st.integers(0, 2**32 - 1)
+)
 def test_affine_random(n, d, m, seed):
     rng = np.random.default_rng(seed)
     x, W, b = rng.standard_normal((n, d)), rng.standard_normal((d, m)), rng.standard_normal(m)
-    check_layer(bp.Affine(W, b), {"x": x}, params={"W": "dW", "b": "db"},
-                expected_out=x @ W + b, seed=seed).assert_ok()
+    check_layer(
+        bp.Affine(W, b), {"x": x}, params={"W": "dW", "b": "db"}, expected_out=x @ W + b, seed=seed
+    ).assert_ok()
 
 
 @pytest.mark.parametrize("x_shape", [(3, 2, 2, 2), (2, 1, 4, 4), (5, 5)])
@@ -126,8 +128,9 @@ def test_affine_sees_in_place_updates(rng):
     assert np.allclose(layer.forward(x), 2 * before)
 
 
-@given(n=st.integers(2, 8), c=st.integers(2, 6), one_hot=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(2, 8), c=st.integers(2, 6), one_hot=st.booleans(), seed=st.integers(0, 2**32 - 1)
+)
 def test_softmax_with_loss_random(n, c, one_hot, seed):
     rng = np.random.default_rng(seed)
     x = 3 * rng.standard_normal((n, c))
@@ -162,9 +165,11 @@ def test_softmax_extreme_logits(scale):
 def test_cross_entropy_accepts_one_hot_and_indices():
     y = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]])
     assert bp.cross_entropy_error(y, np.array([1, 0])) == pytest.approx(
-        -(np.log(0.7) + np.log(0.5)) / 2)
+        -(np.log(0.7) + np.log(0.5)) / 2
+    )
     assert bp.cross_entropy_error(y, np.eye(3)[[1, 0]]) == pytest.approx(
-        bp.cross_entropy_error(y, np.array([1, 0])))
+        bp.cross_entropy_error(y, np.array([1, 0]))
+    )
     assert bp.cross_entropy_error(y[0], 1) == pytest.approx(-np.log(0.7))
     assert np.isfinite(bp.cross_entropy_error(np.array([[1.0, 0.0]]), np.array([1])))
 
@@ -222,7 +227,7 @@ def test_identity_with_loss_is_half_mse_with_gradient_y_minus_t_over_n(rng):
     x, t = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
     layer = bp.IdentityWithLoss()
     assert layer.forward(x, t) == pytest.approx(0.5 * np.sum((x - t) ** 2) / 5)
-    numeric = numerical_gradient(lambda _: layer.forward(x, t), x)   # x perturbed in place
+    numeric = numerical_gradient(lambda _: layer.forward(x, t), x)  # x perturbed in place
     layer.forward(x, t)
     assert rel_error(layer.backward(1.0), numeric) < 1e-7
     assert np.allclose(layer.backward(2.5), 2.5 * (x - t) / 5)

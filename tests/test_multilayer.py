@@ -1,10 +1,11 @@
 """The reference MultiLayerNet: shapes, initialisation, and gradients against numerical ones."""
+
 from __future__ import annotations
 
+import backprop as bp
 import numpy as np
 import pytest
-
-import backprop as bp
+from backprop.checks import check_multilayer_net
 from backprop.multilayer import init_std
 
 
@@ -84,3 +85,38 @@ def test_epoch_batches_is_a_permutation():
     assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
     assert sorted(np.concatenate(batches).tolist()) == list(range(23))
     assert np.array_equal(np.concatenate(batches), np.random.default_rng(0).permutation(23))
+
+
+class _OwnInitMultiLayerNet(bp.MultiLayerNet):
+    """A learner's __init__ on top of the reference, inheriting everything else."""
+
+    def __init__(
+        self, input_size, hidden_sizes, output_size, activation="relu", weight_init="he", seed=None
+    ):
+        rng = np.random.default_rng(seed)
+        sizes = [input_size, *hidden_sizes, output_size]
+        self.n_layers = len(sizes) - 1
+        self.layers, self._owners, values = {}, {}, {}
+        for l in range(1, self.n_layers + 1):
+            self.layers[f"Affine{l}"] = bp.Affine(None, None)
+            if l < self.n_layers:
+                self.layers[f"Activation{l}"] = {
+                    "relu": bp.Relu,
+                    "sigmoid": bp.Sigmoid,
+                    "tanh": bp.Tanh,
+                }[activation]()
+            self._owners[f"W{l}"], self._owners[f"b{l}"] = (f"Affine{l}", "W"), (f"Affine{l}", "b")
+            std = np.sqrt((2.0 if weight_init == "he" else 1.0) / sizes[l - 1])
+            values[f"W{l}"] = std * rng.standard_normal((sizes[l - 1], sizes[l]))
+            values[f"b{l}"] = np.zeros(sizes[l])
+        self.last_layer = bp.SoftmaxWithLoss()
+        self.params = values
+
+
+def test_a_subclass_of_the_reference_earns_nothing():
+    # The check switches off what MultiLayerNet itself defines: _bind (which its params
+    # need) and gradient must stay there, not move up into LayerStack.
+    assert {"_bind", "gradient"} <= set(vars(bp.MultiLayerNet))
+    report = check_multilayer_net(_OwnInitMultiLayerNet, seed=0)
+    assert not report.ok
+    assert "your own code" in report["params"].message  # refused as it is created

@@ -1,10 +1,13 @@
 """TwoLayerNet, SGD and the training loop."""
+
 from __future__ import annotations
 
-import numpy as np
-import pytest
+from collections import OrderedDict
 
 import backprop as bp
+import numpy as np
+import pytest
+from backprop.checks import check_two_layer_net
 from backprop.gradcheck import diagnose, rel_error
 
 
@@ -47,6 +50,75 @@ def test_params_shared_with_layers_in_place_and_reassigned(rng):
     assert rel_error(grads["W1"], net.numerical_gradient(x, t)["W1"]) < 1e-7
 
 
+def test_plain_dict_goes_stale_where_params_rebinds(rng):
+    # Notebook 6's story: Affine keeps the arrays it was given, so with a plain dict a new
+    # array never reaches the layer; net.params of the reference puts it there.
+    W, b = rng.standard_normal((5, 4)), np.zeros(4)
+    plain, layer = {"W": W, "b": b}, bp.Affine(W, b)
+    plain["W"] = plain["W"] - 1.0
+    assert layer.W is W and layer.W is not plain["W"]
+    x, t = _toy(rng)
+    nets = [bp.TwoLayerNet(5, 4, 3, weight_init_std=0.5, seed=5) for _ in range(2)]
+    losses: list[list[float]] = [[], []]
+    for _ in range(20):
+        for net, rebind, seen in zip(nets, (False, True), losses, strict=True):
+            grads = net.gradient(x, t)
+            seen.append(net.last_layer.loss)
+            for k in net.params:
+                if rebind:  # the stale-parameter trap with a plain dict; the same steps here
+                    net.params[k] = net.params[k] - 0.5 * grads[k]
+                else:
+                    net.params[k] -= 0.5 * grads[k]
+    assert losses[0] == losses[1]
+    assert losses[1][-1] < losses[1][0] / 2
+    assert all(
+        nets[1].layers[layer].W is nets[1].params[k]
+        for k, layer in (("W1", "Affine1"), ("W2", "Affine2"))
+    )
+
+
+def test_params_refuses_unknown_missing_and_deleted_names(rng):
+    net = bp.TwoLayerNet(5, 4, 3, seed=1)
+    with pytest.raises(KeyError, match="no parameter named 'W3'"):
+        net.params["W3"] = rng.standard_normal((4, 3))
+    assert list(net.params) == ["W1", "b1", "W2", "b2"]  # nothing stored
+    with pytest.raises(KeyError, match="exactly the keys"):
+        net.params = {"W1": net.params["W1"]}
+    with pytest.raises(TypeError, match="cannot be deleted"):
+        del net.params["b1"]
+    deep = bp.MultiLayerNet(4, [3], 2, seed=0)
+    with pytest.raises(KeyError):
+        deep.params["x1"] = np.zeros((4, 3))  # Affine1 has an x, but it is no parameter
+    assert deep.layers["Affine1"].x is None
+
+
+class _OwnInitTwoLayerNet(bp.TwoLayerNet):
+    """Notebook 6's given __init__ on top of the reference: predict, loss and gradient
+    would all be inherited."""
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, seed=None):
+        rng = np.random.default_rng(seed)
+        self.layers = OrderedDict(
+            Affine1=bp.Affine(None, None), Relu1=bp.Relu(), Affine2=bp.Affine(None, None)
+        )
+        self.last_layer = bp.SoftmaxWithLoss()
+        self.params = {
+            "W1": weight_init_std * rng.standard_normal((input_size, hidden_size)),
+            "b1": np.zeros(hidden_size),
+            "W2": weight_init_std * rng.standard_normal((hidden_size, output_size)),
+            "b2": np.zeros(output_size),
+        }
+
+
+def test_a_subclass_of_the_reference_earns_nothing():
+    # The check switches off what TwoLayerNet itself defines: _bind (which its params
+    # need) and gradient must stay there, not move up into LayerStack.
+    assert {"_bind", "gradient"} <= set(vars(bp.TwoLayerNet))
+    report = check_two_layer_net(_OwnInitTwoLayerNet, seed=0)
+    assert not report.ok
+    assert "your own code" in report["predict"].message
+
+
 def test_gradient_twice_same_and_inputs_untouched(rng):
     net = bp.TwoLayerNet(5, 4, 3, weight_init_std=1.0, seed=2)
     x, t = _toy(rng)
@@ -76,9 +148,18 @@ def test_train_records_history_and_learns():
     x = (centers[labels] + rng.standard_normal((300, 8))).astype(np.float32)
     net = bp.TwoLayerNet(8, 16, 3, weight_init_std=0.1, seed=0, dtype=np.float32)
     seen = []
-    history = bp.train(net, x[:200], labels[:200], x[200:], labels[200:], steps=300,
-                       batch_size=20, eval_every=100, progress=False,
-                       on_eval=lambda h: seen.append(len(h.test_acc)))
+    history = bp.train(
+        net,
+        x[:200],
+        labels[:200],
+        x[200:],
+        labels[200:],
+        steps=300,
+        batch_size=20,
+        eval_every=100,
+        progress=False,
+        on_eval=lambda h: seen.append(len(h.test_acc)),
+    )
     assert len(history.loss) == 300
     assert history.eval_steps == [0, 100, 200, 299]
     assert seen == [1, 2, 3, 4]

@@ -3,6 +3,7 @@
 All are element-wise: ``x``, ``out``, ``dout`` and ``dx`` all share one shape
 (any shape). No layer changes its input or the upstream gradient.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,4 +66,4 @@ class Tanh:
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout: shape of x. Returns dx = dout * (1 - out**2)."""
-        return dout * (1.0 - self.out ** 2)
+        return dout * (1.0 - self.out**2)

@@ -11,6 +11,7 @@ Shapes, with N the batch size, D the input size and M the output size:
     dW   (D, M)   = x.T @ dout
     db   (M,)     = dout summed over the batch
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,30 +1,44 @@
 """Numerical gradients, relative error, and a checker that names likely mistakes.
 
 ``numerical_gradient(f, x)`` estimates df/dx by central differences;
-``rel_error(a, b)`` compares two arrays; ``check_layer`` runs a layer forward
+``rel_error(a, b)`` compares two arrays and ``diagnose`` names what is wrong with one
+gradient (both from :mod:`backprop.diagnosis`, with ``Check`` and ``LayerReport``);
+``check_layer`` runs a layer forward
 and backward, compares every analytic gradient with a numerical one, and says
 in words what is most likely wrong when they disagree::
 
-    >>> report = check_layer(Affine(W, b), {"x": x}, params={"W": "dW", "b": "db"})
+    >>> report = check_layer(MyAffine(W, b), {"x": x}, params={"W": "dW", "b": "db"})
     >>> print(report)
-    Affine
-      ok   dx  relative error 3.1e-11
-      FAIL dW  too large by a factor of exactly N = 4, the batch size: ...
-    >>> report.assert_ok()          # raises AssertionError with those messages
+    MyAffine
+      ok   forward: runs
+      ok   dx: relative error 9.8e-12 (threshold 1e-07)
+      FAIL dW: too large by a factor of exactly N = 4, the batch size: did you forget ...
+      ok   db: relative error 2.6e-11 (threshold 1e-07)
+    >>> report.assert_ok()   # prints the passed checks, raises AssertionError naming dW
 
 All checks run in float64: in float32 a step of 1e-5 drowns in rounding.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-# What counts as "the same" when testing a suspected mistake: looser than the
-# pass threshold, because a wrong gradient can still carry rounding noise.
-_CLOSE = 1e-5
+from .diagnosis import Check, LayerReport, diagnose, rel_error
+
+__all__ = [
+    "Check",
+    "LayerReport",
+    "MistakeModel",
+    "check_layer",
+    "diagnose",
+    "numerical_diff",
+    "numerical_gradient",
+    "rel_error",
+]
 
 # A known mistake, specific to one layer: a function of (inputs, out, dout)
 # returning what that mistake would produce for some gradients, by name.
@@ -39,8 +53,9 @@ def numerical_diff(f: Callable[[float], float], x: float, h: float = 1e-4) -> fl
     return (f(x + h) - f(x - h)) / (2 * h)
 
 
-def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
-                       h: float = 1e-5) -> np.ndarray:
+def numerical_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5
+) -> np.ndarray:
     """Gradient of the scalar f at x by central differences, one entry at a time.
 
     f: called as f(x) and returning a number (it may ignore its argument and
@@ -50,13 +65,17 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
     """
     if not isinstance(x, np.ndarray) or x.dtype != np.float64:
         got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
-        raise TypeError(f"numerical_gradient needs a float64 numpy array, got {got}: "
-                        "in lower precision a step of h = 1e-5 is lost to rounding")
+        raise TypeError(
+            f"numerical_gradient needs a float64 numpy array, got {got}: "
+            "in lower precision a step of h = 1e-5 is lost to rounding"
+        )
     grad = np.zeros_like(x)
     flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)
     if not np.shares_memory(flat_x, x):
-        raise ValueError("numerical_gradient needs an array it can change in place "
-                         "(a contiguous one, not a strided view)")
+        raise ValueError(
+            "numerical_gradient needs an array it can change in place "
+            "(a contiguous one, not a strided view)"
+        )
     for i in range(flat_x.size):
         original = flat_x[i]
         try:
@@ -70,295 +89,257 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
     return grad
 
 
-def rel_error(a: Any, b: Any) -> float:
-    """Largest absolute difference over the largest magnitude, in [0, 1].
-
-    0 means identical. For gradient checks in float64: below 1e-7 the analytic
-    gradient is right; around 1e-4 suspicious; above 1e-2 it is wrong. Scaling
-    by the largest entries (not entry by entry) keeps entries that are nearly
-    zero from turning rounding noise into a false alarm.
-    """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(np.max(np.abs(a), initial=0.0) + np.max(np.abs(b), initial=0.0), 1e-8)
-    return float(np.max(np.abs(a - b), initial=0.0) / scale)
+# ----- check_layer, in three phases: forward, backward, numerical gradients ------------------
 
 
-@dataclass
-class Check:
-    """The outcome of one check: one gradient, or one rule such as 'x unchanged'.
+@dataclass(frozen=True)
+class _Run:
+    """What every phase of one ``check_layer`` call needs to know."""
 
-    mistake is a short key (``"batch_size"``, ``"transpose"``, ...) when the
-    check failed and the cause could be named, ``"mismatch"`` when it could not.
-    """
-
-    name: str
-    ok: bool
-    message: str
-    mistake: str | None = None
-    rel_error: float | None = None
-    threshold: float | None = None
-
-    def __str__(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.message}"
-
-
-@dataclass
-class LayerReport:
-    """Every check of one layer, in order. ``report['dx']`` picks one by name."""
-
-    layer: str
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when every check passed (and there was at least one)."""
-        return bool(self.checks) and all(c.ok for c in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
-
-    @property
-    def mistakes(self) -> list[str]:
-        """The keys of the named mistakes among the failures."""
-        return [c.mistake for c in self.failures if c.mistake]
-
-    def __getitem__(self, name: str) -> Check:
-        for c in self.checks:
-            if c.name == name:
-                return c
-        raise KeyError(f"no check named {name!r}; there are {[c.name for c in self.checks]}")
-
-    def __contains__(self, name: str) -> bool:
-        return any(c.name == name for c in self.checks)
-
-    def add(self, check: Check) -> None:
-        self.checks.append(check)
-
-    def judge(self, *names: str) -> tuple[list[Check], list[Check]]:
-        """The checks that passed and those that failed, among names (all if none given).
-
-        A name with no check (it could not run) fails with whatever stopped it.
-        """
-        chosen = [c for c in self.checks if c.name in names] if names else list(self.checks)
-        bad = [c for c in chosen if not c.ok]
-        if any(n not in self for n in names):
-            stop = [c for c in self.failures if c not in bad]
-            bad += stop or [Check(n, False, "could not be checked", "not_run")
-                            for n in names if n not in self]
-        return [c for c in chosen if c.ok], bad
-
-    def assert_ok(self, *names: str) -> None:
-        """Raise AssertionError naming every failed check (only those in names, if given).
-
-        Prints the passed checks first, so a learner sees what already works.
-        """
-        passed, bad = self.judge(*names)
-        for c in passed:
-            print(f"{self.layer}: {c}")
-        if bad:
-            raise AssertionError("\n".join(f"{self.layer}: {c}" for c in bad))
-
-    def __str__(self) -> str:
-        return "\n".join([self.layer] + [f"  {c}" for c in self.checks])
-
-
-def diagnose(name: str, got: Any, expected: np.ndarray, *, threshold: float = 1e-7,
-             batch_size: int | None = None, dout: Any = None,
-             suspects: Mapping[str, tuple[str, np.ndarray]] | None = None) -> Check:
-    """Compare an analytic gradient with the numerical one and name the likely mistake.
-
-    name: what is compared, e.g. ``"dx"``. got: the analytic gradient (anything
-    array-like, or None). expected: the numerical gradient. batch_size: N, to
-    recognise a missing or extra division by N. dout: the upstream gradient, to
-    recognise a gradient that was passed through unchanged. suspects: further
-    known mistakes, ``{key: (explanation, what that mistake gives)}``.
-    """
-    expected = np.asarray(expected, dtype=np.float64)
-    if got is None:
-        return Check(name, False, "is None: did backward forget to return it or set it?",
-                     "missing")
-    try:
-        got = np.asarray(got, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        return Check(name, False, f"is not an array of numbers ({exc})", "not_numeric")
-    if got.shape != expected.shape:
-        if got.ndim == 2 and got.shape == expected.shape[::-1]:
-            return Check(name, False, f"has shape {got.shape} but should have {expected.shape}: "
-                         "transposed? Check the order in the matrix product", "transpose")
-        if got.ndim == expected.ndim + 1 and got.shape[1:] == expected.shape:
-            return Check(name, False, f"has shape {got.shape} but should have {expected.shape}: "
-                         "sum over the batch axis (axis=0)", "not_summed")
-        if got.size == expected.size:
-            return Check(name, False, f"has shape {got.shape} but should have {expected.shape}: "
-                         f"right number of entries, wrong arrangement (reshape to "
-                         f"{expected.shape}, or check the order of a product)", "shape")
-        return Check(name, False, f"has shape {got.shape} but should have {expected.shape}",
-                     "shape")
-    if not np.all(np.isfinite(got)):
-        return Check(name, False, "contains nan or inf: an overflow (exp of a large number?) "
-                     "or log of 0 somewhere", "nonfinite")
-    err = rel_error(got, expected)
-    if err <= threshold:
-        return Check(name, True, f"relative error {err:.1e} (threshold {threshold:.0e})",
-                     None, err, threshold)
-
-    def close(candidate: Any) -> bool:
-        candidate = np.asarray(candidate, dtype=np.float64)
-        return candidate.shape == got.shape and rel_error(got, candidate) <= _CLOSE
-
-    causes: list[tuple[str, str]] = []
-    for key, (explanation, wrong) in (suspects or {}).items():
-        if close(wrong):
-            causes.append((key, explanation))
-    n = batch_size or 1
-    if n > 1 and close(expected * n):
-        causes.append(("batch_size", f"too large by a factor of exactly N = {n}, the batch "
-                       "size: did you forget to divide by N?"))
-    if n > 1 and close(expected / n):
-        causes.append(("batch_size_twice", f"too small by a factor of exactly N = {n}, the "
-                       "batch size: divided by N where it was not needed, or twice?"))
-    if close(-expected):
-        causes.append(("sign", "has the wrong sign: check a minus sign"))
-    if got.ndim == 2 and got.shape[0] == got.shape[1] and close(expected.T):
-        causes.append(("transpose", "is the transpose of the right answer (the shapes only "
-                       "agree because the matrix is square): check the order in the product"))
-    if dout is not None and np.shape(dout) == got.shape and close(dout) and not close(expected):
-        causes.append(("passthrough", "equals the upstream gradient dout: multiply it by "
-                       "the local gradient"))
-    if not np.any(got) and np.any(expected):
-        causes.append(("zero", "is all zeros: is it ever computed?"))
-    where = f"relative error {err:.1e}, threshold {threshold:.0e}"
-    if causes:
-        key, explanation = causes[0]
-        return Check(name, False, f"{explanation} ({where})", key, err, threshold)
-    target = "the expected value" if name == "out" else "the numerical gradient"
-    return Check(name, False, f"does not match {target} ({where})", "mismatch", err, threshold)
+    layer: Any
+    originals: Mapping[str, Any]  # copies of the inputs, never handed to the layer
+    wrt: tuple[str, ...]  # the inputs backward returns gradients for, in its order
+    params: Mapping[str, str]  # parameter attribute -> gradient attribute
+    threshold: float
+    batch_size: int | None  # N for the diagnosis: the first axis of the first input
 
 
 def _copy_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v
-            for k, v in inputs.items()}
+    return {
+        k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in inputs.items()
+    }
 
 
 def _unchanged(before: Any, after: Any) -> bool:
     return np.array_equal(np.asarray(before), np.asarray(after), equal_nan=True)
 
 
-def check_layer(layer: Any, inputs: Mapping[str, Any], *, wrt: Sequence[str] | None = None,
-                params: Mapping[str, str] | None = None, dout: Any = None,
-                threshold: float = 1e-7, seed: int = 0,
-                mistakes: Mapping[str, tuple[str, MistakeModel]] | None = None,
-             expected_out: Any = None, name: str | None = None) -> LayerReport:
+def _snapshot(value: Any) -> Any:
+    """A float64 copy of a gradient, so that running forward again cannot change it; a
+    value that is not an array of numbers is kept as it is, for diagnose to name."""
+    if value is None:
+        return None
+    try:
+        return np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return value
+
+
+def check_layer(
+    layer: Any,
+    inputs: Mapping[str, Any],
+    *,
+    wrt: Sequence[str] | None = None,
+    params: Mapping[str, str] | None = None,
+    dout: Any = None,
+    threshold: float = 1e-7,
+    seed: int = 0,
+    mistakes: Mapping[str, tuple[str, MistakeModel]] | None = None,
+    expected_out: Any = None,
+    name: str | None = None,
+) -> LayerReport:
     """Run ``layer`` forward and backward and check everything it computes.
 
     layer: an object with ``forward(*inputs)`` and ``backward(dout)``.
     inputs: the forward arguments by name, in order, e.g. ``{"x": x, "t": t}``;
-        arrays should be float64.
+        arrays should be float64. The layer only ever sees copies.
     wrt: names of the inputs whose gradients ``backward`` returns, in its order
-        (default: all inputs). One name: backward returns one array; several: a tuple.
+        (default: all inputs). One name: backward returns one array; several: a tuple;
+        none (``wrt=[]``): what backward returns is not looked at.
     params: parameter attribute -> gradient attribute, e.g. ``{"W": "dW", "b": "db"}``;
         each parameter must be a float64 array the checker may perturb in place.
-    dout: the upstream gradient; by default random, shaped like the output
-        (1.0 for a scalar output such as a loss).
-    expected_out: if given, the output forward should return (check ``out``).
+    dout: the upstream gradient; by default random (drawn from ``seed``), shaped like
+        the output (1.0 for a scalar output such as a loss).
+    threshold: the largest relative error that passes (see :func:`rel_error`).
+    seed: seeds the default dout (a stream of its own, apart from the caller's inputs).
     mistakes: layer-specific suspects, ``{key: (explanation, model)}`` where
         model(inputs, out, dout) returns what that mistake gives, by gradient name.
+    expected_out: if given, the output forward should return (check ``out``).
+    name: the report's title (default: the layer's class name).
 
-    Checks, each by name: ``forward`` (runs), ``out`` (if expected_out), ``dout unchanged``, ``<input>
-    unchanged``, then ``d<input>`` for each of wrt and ``d<param>`` for each param.
-    The batch size N for the diagnosis is the first axis of the first input.
+    Checks, each by name: ``forward`` (runs), ``out`` (if expected_out), ``<input>
+    unchanged`` (only when it failed), ``backward`` (only when it failed), ``dout
+    unchanged`` (only when it failed), then ``d<input>`` for each of wrt and ``d<param>``
+    for each param. The first failure that leaves nothing to compare ends the report.
     """
     names = list(inputs)
-    wrt = list(names if wrt is None else wrt)
-    params = dict(params or {})
-    report = LayerReport(name or type(layer).__name__)
-    # A stream of its own for dout: callers often draw their inputs from `seed` too,
-    # and dout == x would make x.T @ dout symmetric, hiding a transpose.
-    rng = np.random.default_rng([seed, 0xD0])
-    originals = _copy_inputs(inputs)
     first = np.asarray(inputs[names[0]])
-    batch_size = first.shape[0] if first.ndim >= 2 else None
-
-    # Forward once, on copies, and see that the inputs survive it.
+    run = _Run(
+        layer,
+        _copy_inputs(inputs),
+        tuple(names if wrt is None else wrt),
+        dict(params or {}),
+        threshold,
+        first.shape[0] if first.ndim >= 2 else None,
+    )
+    report = LayerReport(name or type(layer).__name__)
     given = _copy_inputs(inputs)
+    out = _forward_phase(run, given, expected_out, report)
+    if out is None:
+        return report
+    if dout is None:
+        dout = _default_dout(out, seed)
+    dout_before = np.array(dout, copy=True)
+    analytic = _backward_phase(run, given, dout, dout_before, report)
+    if analytic is not None:
+        _numerical_phase(run, analytic, out, dout_before, mistakes or {}, report)
+    return report
+
+
+def _default_dout(out: Any, seed: int) -> Any:
+    """1.0 for a scalar output, else standard normal numbers shaped like it."""
+    # A stream of its own: callers often draw their inputs from `seed` too, and
+    # dout == x would make x.T @ dout symmetric, hiding a transpose.
+    rng = np.random.default_rng([seed, 0xD0])
+    return 1.0 if np.ndim(out) == 0 else rng.standard_normal(np.shape(out))
+
+
+def _forward_phase(run: _Run, given: dict[str, Any], expected_out: Any, report: LayerReport) -> Any:
+    """Forward once on ``given`` (copies of the inputs), then see that they survived it.
+
+    Adds ``forward``, ``out`` (if expected_out is given) and a failed ``<input>
+    unchanged`` for each input forward wrote into. Returns the output, or None when
+    forward raised or returned None (then there is nothing more to check).
+    """
     try:
-        out = layer.forward(*given.values())
+        out = run.layer.forward(*given.values())
     except Exception as exc:  # a learner's layer can fail in any way
         report.add(Check("forward", False, f"raised {type(exc).__name__}: {exc}", "error"))
-        return report
+        return None
     if out is None:
         report.add(Check("forward", False, "returned None: did you forget to return?", "missing"))
-        return report
+        return None
     report.add(Check("forward", True, "runs"))
     if expected_out is not None:
-        report.add(diagnose("out", out, expected_out, threshold=threshold,
-                            batch_size=batch_size))
-    for k in names:
-        if not _unchanged(originals[k], given[k]):
-            report.add(Check(f"{k} unchanged", False, f"forward changed its input {k} in place: "
-                             "compute into a new array instead", "mutated_input"))
+        report.add(
+            diagnose("out", out, expected_out, threshold=run.threshold, batch_size=run.batch_size)
+        )
+    for k, original in run.originals.items():
+        if not _unchanged(original, given[k]):
+            report.add(
+                Check(
+                    f"{k} unchanged",
+                    False,
+                    f"forward changed its input {k} in place: compute into a new array instead",
+                    "mutated_input",
+                )
+            )
+    return out
 
-    if dout is None:
-        dout = 1.0 if np.ndim(out) == 0 else rng.standard_normal(np.shape(out))
-    dout_before = np.array(dout, copy=True)
-    dout_given = np.array(dout, copy=True) if isinstance(dout, np.ndarray) else dout
+
+def _backward_phase(
+    run: _Run, given: dict[str, Any], dout: Any, dout_before: np.ndarray, report: LayerReport
+) -> dict[str, Any] | None:
+    """Backward once, on a copy of dout (dout_before is another, kept for comparison).
+
+    Adds a failed ``backward`` (raised, or returned the wrong number of gradients), ``dout
+    unchanged`` or ``<input> unchanged`` when backward wrote into them. Returns the
+    analytic gradients by name, ``d<input>`` for wrt then ``d<param>``, or None.
+    """
+    handed = np.array(dout, copy=True) if isinstance(dout, np.ndarray) else dout
     try:
-        grads = layer.backward(dout_given)
+        grads = run.layer.backward(handed)
     except Exception as exc:
         report.add(Check("backward", False, f"raised {type(exc).__name__}: {exc}", "error"))
-        return report
-    if not _unchanged(dout_before, dout_given):
-        report.add(Check("dout unchanged", False, "backward changed the upstream gradient "
-                         "dout in place: the layer before may still need it; compute into a "
-                         "new array", "mutated_dout"))
-    for k in names:
-        if not _unchanged(originals[k], given[k]) and f"{k} unchanged" not in report:
-            report.add(Check(f"{k} unchanged", False, f"backward changed the input {k} in "
-                             "place", "mutated_input"))
-    if len(wrt) == 1 and not isinstance(grads, (tuple, list)):
+        return None
+    if not _unchanged(dout_before, handed):
+        report.add(
+            Check(
+                "dout unchanged",
+                False,
+                "backward changed the upstream gradient "
+                "dout in place: the layer before may still need it; compute into a "
+                "new array",
+                "mutated_dout",
+            )
+        )
+    for k, original in run.originals.items():
+        if not _unchanged(original, given[k]) and f"{k} unchanged" not in report:
+            report.add(
+                Check(
+                    f"{k} unchanged",
+                    False,
+                    f"backward changed the input {k} in place",
+                    "mutated_input",
+                )
+            )
+    if len(run.wrt) == 1 and not isinstance(grads, (tuple, list)):
         grads = (grads,)
-    if grads is None or len(wrt) and (not isinstance(grads, (tuple, list)) or len(grads) != len(wrt)):
-        want = ", ".join("d" + k for k in wrt)
-        report.add(Check("backward", False, f"should return ({want}), got {grads!r:.80}",
-                         "missing" if grads is None else "return_value"))
-        return report
-    analytic = {"d" + k: g for k, g in zip(wrt, grads)}
-    for p, g in params.items():
-        value = getattr(layer, g, None)
-        analytic["d" + p] = None if value is None else np.array(value, dtype=np.float64)
+    if not run.wrt:  # no input gradients asked for (a first layer's dx): ignore the return
+        grads = ()
+    if not isinstance(grads, (tuple, list)) or len(grads) != len(run.wrt):
+        want = ", ".join("d" + k for k in run.wrt)
+        report.add(
+            Check(
+                "backward",
+                False,
+                f"should return ({want}), got {grads!r:.80}",
+                "missing" if grads is None else "return_value",
+            )
+        )
+        return None
+    analytic = {"d" + k: _snapshot(g) for k, g in zip(run.wrt, grads, strict=True)}
+    for p, g in run.params.items():
+        analytic["d" + p] = _snapshot(getattr(run.layer, g, None))
+    return analytic
 
-    # Numerical gradients: f = sum(forward(...) * dout), on fresh copies each time.
-    def objective(varying: str) -> Callable[[np.ndarray], float]:
-        def f(value: np.ndarray) -> float:
-            args = _copy_inputs(originals)
-            if varying:  # a copy: a forward that writes into its input must not
-                args[varying] = value.copy()  # corrupt the array being perturbed
-            return float(np.sum(np.asarray(layer.forward(*args.values())) * dout_before))
-        return f
 
-    numeric: dict[str, np.ndarray] = {}
+def _numerical_phase(
+    run: _Run,
+    analytic: Mapping[str, Any],
+    out: Any,
+    dout: np.ndarray,
+    mistakes: Mapping[str, tuple[str, MistakeModel]],
+    report: LayerReport,
+) -> None:
+    """Compare each analytic gradient with a numerical one (float64, central differences
+    of f = sum(forward(...) * dout)) and name the mistake; adds ``d<input>`` and
+    ``d<param>``, or a failed ``forward`` if forward raised when run again."""
     try:
-        for k in wrt:
-            x = np.array(originals[k], dtype=np.float64, copy=True)
-            numeric["d" + k] = numerical_gradient(objective(k), x)
-        for p in params:
-            numeric["d" + p] = numerical_gradient(objective(""), getattr(layer, p))
+        numeric = _numerical_gradients(run, dout)
     except Exception as exc:
-        report.add(Check("forward", False, f"raised {type(exc).__name__} when run again: {exc}",
-                         "error"))
-        return report
-
+        report.add(
+            Check("forward", False, f"raised {type(exc).__name__} when run again: {exc}", "error")
+        )
+        return
     suspects: dict[str, dict[str, tuple[str, np.ndarray]]] = {}
-    for key, (explanation, model) in (mistakes or {}).items():
+    for key, (explanation, model) in mistakes.items():
         try:
-            wrong = model(originals, out, dout_before)
-        except Exception:
+            wrong = model(run.originals, out, dout)
+        except Exception:  # a model that does not apply to these inputs suspects nothing
             continue
         for gname, value in wrong.items():
             suspects.setdefault(gname, {})[key] = (explanation, value)
     for gname, expected in numeric.items():
-        report.add(diagnose(gname, analytic[gname], expected, threshold=threshold,
-                            batch_size=batch_size, dout=dout_before,
-                            suspects=suspects.get(gname)))
-    return report
+        report.add(
+            diagnose(
+                gname,
+                analytic[gname],
+                expected,
+                threshold=run.threshold,
+                batch_size=run.batch_size,
+                dout=dout,
+                suspects=suspects.get(gname),
+            )
+        )
+
+
+def _numerical_gradients(run: _Run, dout: np.ndarray) -> dict[str, np.ndarray]:
+    """d<input> for each of wrt and d<param> for each param, by numerical_gradient."""
+
+    def objective(varying: str | None) -> Callable[[np.ndarray], float]:
+        def f(value: np.ndarray) -> float:
+            args = _copy_inputs(run.originals)  # fresh copies each time
+            if varying is not None:  # a copy: a forward that writes into its input
+                args[varying] = value.copy()  # must not corrupt the array being perturbed
+            return float(np.sum(np.asarray(run.layer.forward(*args.values())) * dout))
+
+        return f
+
+    numeric = {}
+    for k in run.wrt:
+        x = np.array(run.originals[k], dtype=np.float64, copy=True)
+        numeric["d" + k] = numerical_gradient(objective(k), x)
+    for p in run.params:  # the layer reads its parameter itself: perturb it in place
+        numeric["d" + p] = numerical_gradient(objective(None), getattr(run.layer, p))
+    return numeric

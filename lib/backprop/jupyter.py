@@ -19,6 +19,7 @@ or into ``--prefix``: ``etc/jupyter/labconfig/page_config.json`` (the file
 ``etc/jupyter/jupyter_server_config.json`` (as ``jupyter server extension disable
 --sys-prefix`` does).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,11 +30,15 @@ from typing import Any
 
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 
-INSTRUCTOR_PLUGINS = tuple(f"@jupyter/nbgrader:{p}" for p in (
-    "formgrader", "course-list", "assignment-list", "create-assignment", "menu"))
-INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
-                                "nbgrader.server_extensions.course_list",
-                                "nbgrader.server_extensions.assignment_list")
+INSTRUCTOR_PLUGINS = tuple(
+    f"@jupyter/nbgrader:{p}"
+    for p in ("formgrader", "course-list", "assignment-list", "create-assignment", "menu")
+)
+INSTRUCTOR_SERVER_EXTENSIONS = (
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.course_list",
+    "nbgrader.server_extensions.assignment_list",
+)
 VALIDATE = "nbgrader.server_extensions.validate_assignment"
 
 
@@ -41,13 +46,20 @@ def kernel_metadata(kernel_name: str) -> dict[str, Any] | None:
     """What JupyterLab will write for a kernel: kernelspec and language_info, or None."""
     try:
         from jupyter_client.kernelspec import KernelSpecManager
+
         spec = KernelSpecManager().get_kernel_spec(kernel_name)
     except Exception:
         return None
-    meta: dict[str, Any] = {"kernelspec": {"display_name": spec.display_name,
-                                           "language": spec.language, "name": kernel_name}}
+    meta: dict[str, Any] = {
+        "kernelspec": {
+            "display_name": spec.display_name,
+            "language": spec.language,
+            "name": kernel_name,
+        }
+    }
     if spec.language == "python" and "ipykernel" in " ".join(spec.argv):
         from ipykernel.ipkernel import IPythonKernel  # the kernel runs this interpreter's
+
         meta["language_info"] = dict(IPythonKernel.language_info)
     return meta
 
@@ -85,32 +97,58 @@ def configure(prefix: Path, instructor: bool = False) -> list[Path]:
     # extension disable --sys-prefix` write (the latter takes precedence over the .d files)
     page, server = etc / "labconfig" / "page_config.json", etc / "jupyter_server_config.json"
     off = not instructor
-    _write_json(page, {"disabledExtensions": {p: off for p in INSTRUCTOR_PLUGINS},
-                       "lockedExtensions": {p: off for p in INSTRUCTOR_PLUGINS}})
-    _write_json(server, {"ServerApp": {
-        "contents_manager_class": "backprop.jupyter.CourseContentsManager",
-        "jpserver_extensions": {**{e: instructor for e in INSTRUCTOR_SERVER_EXTENSIONS},
-                                VALIDATE: True}}})
+    _write_json(
+        page,
+        {
+            "disabledExtensions": {p: off for p in INSTRUCTOR_PLUGINS},
+            "lockedExtensions": {p: off for p in INSTRUCTOR_PLUGINS},
+        },
+    )
+    _write_json(
+        server,
+        {
+            "ServerApp": {
+                "contents_manager_class": "backprop.jupyter.CourseContentsManager",
+                "jpserver_extensions": {
+                    **{e: instructor for e in INSTRUCTOR_SERVER_EXTENSIONS},
+                    VALIDATE: True,
+                },
+            }
+        },
+    )
     return [page, server]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backprop.jupyter", description=(
-        "Set JupyterLab up for the course: learners get nbgrader's Validate button only; "
-        "--instructor brings back the formgrader and the Create Assignment panel."))
-    parser.add_argument("--instructor", action="store_true",
-                        help="switch nbgrader's instructor tools back on")
-    parser.add_argument("--prefix", type=Path, default=Path(sys.prefix),
-                        help="the environment to configure (default: this one, %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m backprop.jupyter",
+        description=(
+            "Set JupyterLab up for the course: learners get nbgrader's Validate button only; "
+            "--instructor brings back the formgrader and the Create Assignment panel."
+        ),
+    )
+    parser.add_argument(
+        "--instructor", action="store_true", help="switch nbgrader's instructor tools back on"
+    )
+    parser.add_argument(
+        "--prefix",
+        type=Path,
+        default=Path(sys.prefix),
+        help="the environment to configure (default: this one, %(default)s)",
+    )
     args = parser.parse_args(argv)
     for path in configure(args.prefix, args.instructor):
         print(f"wrote {path}")
     mode = "instructor" if args.instructor else "learner"
-    print(f"JupyterLab is in {mode} mode for this environment. "
-          + ("`python -m backprop.jupyter` switches the instructor tools off again."
-             if args.instructor else
-             "Instructors: `python -m backprop.jupyter --instructor` switches nbgrader's "
-             "formgrader and Create Assignment back on."))
+    print(
+        f"JupyterLab is in {mode} mode for this environment. "
+        + (
+            "`python -m backprop.jupyter` switches the instructor tools off again."
+            if args.instructor
+            else "Instructors: `python -m backprop.jupyter --instructor` switches nbgrader's "
+            "formgrader and Create Assignment back on."
+        )
+    )
     return 0
 
 

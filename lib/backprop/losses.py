@@ -8,6 +8,7 @@ Shapes, with N the batch size and C the number of classes:
     loss                  a float: mean cross-entropy over the batch
     dx                    same shape as x: dout * (y - t) / N
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,10 @@ def _as_indices(t: np.ndarray, scores: np.ndarray) -> np.ndarray:
     if t.shape == scores.shape or (t.ndim == 1 and t.size == scores.shape[1] and n == 1):
         return np.argmax(t.reshape(n, -1), axis=-1)
     if t.size != n:
-        raise ValueError(f"targets of shape {t.shape} do not fit scores of shape {scores.shape}: "
-                         "give one class index per row or a one-hot array shaped like the scores")
+        raise ValueError(
+            f"targets of shape {t.shape} do not fit scores of shape {scores.shape}: "
+            "give one class index per row or a one-hot array shaped like the scores"
+        )
     return t.reshape(n).astype(np.int64, copy=False)
 
 
@@ -113,8 +116,9 @@ class IdentityWithLoss:
         x = np.asarray(x, dtype=np.float64)
         t = np.asarray(t, dtype=np.float64)
         if t.shape != x.shape:
-            raise ValueError(f"targets of shape {t.shape} do not fit predictions of shape "
-                             f"{x.shape}")
+            raise ValueError(
+                f"targets of shape {t.shape} do not fit predictions of shape {x.shape}"
+            )
         self.x_shape = x.shape
         self.y = x.reshape(1, -1) if x.ndim == 1 else x.copy()
         self.t = t.reshape(self.y.shape).copy()

@@ -7,10 +7,12 @@ Shapes, with N the batch size, D = input_size, H = hidden_size, C = output_size:
     W2      (H, C)         b2 (C,)
     scores  (N, C)         loss: a float
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any
 
 import numpy as np
 
@@ -21,17 +23,22 @@ from .losses import SoftmaxWithLoss
 
 
 class Parameters(MutableMapping):
-    """The net's parameters by name (``W1``, ``b1``, ...).
+    """The net's parameters by name (``W1``, ``b1``, ...), held by its layers as well.
 
-    The layers hold the very same arrays. Updating an array in place
-    (``params['W1'] -= lr * grad``) is seen by the layers because it is the same
-    array; assigning a new one (``params['W1'] = W``) rebinds it in its layer too,
-    so the layers can never go on using stale parameters.
+    The layers hold the very same arrays, not copies. An update in place
+    (``params['W1'] -= lr * grad``, ``params['W1'][...] = W``) changes that one array,
+    so the layers see it; assigning a new array (``params['W1'] = W``) puts ``W`` into
+    its layer too (``bind``), so the layers never go on computing with stale
+    parameters. (``-=`` on an entry also assigns: Python stores the result of the
+    in-place update back under its name, which is the same array.)
 
-    Notebook 6 has learners write their network with a plain ``dict``, where only
-    in-place updates reach the layers (the "stale-parameter trap"), and says why this
-    reference differs: the trap raises no error, so a library should rule it out.
-    In-place updates behave the same in both designs.
+    Why: with a plain ``dict`` only in-place updates reach the layers, and assigning
+    a new array leaves them with the old one: training then stops without any error
+    (the "stale-parameter trap" notebook 6 shows with the learner's own network).
+    A mistake that raises nothing should be ruled out by a library.
+
+    bind(name, value) puts value into the layer owning name, and raises KeyError for a
+    name no layer owns; only then is the entry stored. Entries cannot be deleted.
     """
 
     def __init__(self, bind: Callable[[str, np.ndarray], None]) -> None:
@@ -42,8 +49,8 @@ class Parameters(MutableMapping):
         return self._arrays[name]
 
     def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self._bind(name, value)  # first: a name no layer owns is refused, not stored
         self._arrays[name] = value
-        self._bind(name, value)
 
     def __delitem__(self, name: str) -> None:
         raise TypeError("parameters cannot be deleted: the layers need them")
@@ -60,9 +67,39 @@ class Parameters(MutableMapping):
 
 
 class LayerStack:
-    """What every network of the course shares: ``layers`` (run in order) and
-    ``last_layer`` (the loss), ``params`` by name. Subclasses build them and add
-    ``gradient``."""
+    """What every network of the course shares: ``params``, ``predict``, ``loss``,
+    ``accuracy`` and ``numerical_gradient``.
+
+    Subclasses build ``layers`` (an OrderedDict, run in order), ``last_layer`` (the
+    loss layer) and ``_owners`` (parameter name -> (layer name, attribute), e.g.
+    ``"W1": ("Affine1", "W")``, in the order of ``params``), then assign ``params``.
+    They define ``_bind`` (parameter name, array -> into its layer) and ``gradient``
+    themselves. The checks switch off a reference class's methods and those of its
+    backprop bases, this class included (``checks.running.reference_disabled``; under
+    grading, the redacted copy empties both: ``autograder/kernel/redact.py``), so a
+    learner's subclass inherits no answers.
+    """
+
+    layers: OrderedDict[str, Any]
+    last_layer: Any
+    _owners: Mapping[str, tuple[str, str]]
+
+    @property
+    def params(self) -> Parameters:
+        """The parameters by name, shared with the layers (see :class:`Parameters`)."""
+        return self._params
+
+    @params.setter
+    def params(self, values: Mapping[str, np.ndarray]) -> None:
+        # Assigning a whole dict rebinds every layer (by _bind); it must name every parameter.
+        if set(values) != set(self._owners):
+            raise KeyError(
+                f"params needs exactly the keys {', '.join(self._owners)}, "
+                f"got {', '.join(values) or 'none'}"
+            )
+        self._params = Parameters(self._bind)
+        for name in self._owners:
+            self._params[name] = values[name]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """x: (N, D). Returns class scores (N, C), before softmax."""
@@ -75,13 +112,16 @@ class LayerStack:
         return self.last_layer.forward(self.predict(x), t)
 
     def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 10_000) -> float:
-        """Fraction of rows of x whose highest score is the target class."""
+        """Fraction of rows of x whose highest score is the target class.
+
+        batch_size: rows scored at a time, to bound the memory a large x needs.
+        """
         t = np.asarray(t)
         labels = np.argmax(t, axis=1) if t.ndim == 2 else t
         correct = 0
         for start in range(0, x.shape[0], batch_size):
-            scores = self.predict(x[start:start + batch_size])
-            correct += int(np.sum(np.argmax(scores, axis=1) == labels[start:start + batch_size]))
+            scores = self.predict(x[start : start + batch_size])
+            correct += int(np.sum(np.argmax(scores, axis=1) == labels[start : start + batch_size]))
         return correct / x.shape[0]
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
@@ -89,8 +129,18 @@ class LayerStack:
 
         Needs float64 parameters (``dtype=np.float64``, the default).
         """
-        return {name: numerical_gradient(lambda _: self.loss(x, t), param)
-                for name, param in self.params.items()}
+        return {
+            name: numerical_gradient(lambda _: self.loss(x, t), param)
+            for name, param in self.params.items()
+        }
+
+
+def _bind_owner(net: LayerStack, name: str, value: np.ndarray) -> None:
+    """Put value into the layer attribute that holds parameter name (KeyError if none)."""
+    if name not in net._owners:
+        raise KeyError(f"no parameter named {name!r}: there are {', '.join(net._owners)}")
+    layer, attr = net._owners[name]
+    setattr(net.layers[layer], attr, value)
 
 
 class TwoLayerNet(LayerStack):
@@ -98,18 +148,30 @@ class TwoLayerNet(LayerStack):
 
     ``params`` maps ``W1 b1 W2 b2`` to arrays; ``layers`` holds ``Affine1``,
     ``Relu1``, ``Affine2`` in order, and ``last_layer`` the loss layer.
-    ``dtype`` is float64 by default (what gradient checks need); pass
-    ``np.float32`` for faster training.
+    Weights start Gaussian with standard deviation ``weight_init_std``, biases at 0;
+    ``seed`` seeds them (None: a fresh seed each time). ``dtype`` is float64 by
+    default (what gradient checks need); pass ``np.float32`` for faster training.
     """
 
-    _owners = {"W1": ("Affine1", "W"), "b1": ("Affine1", "b"),
-               "W2": ("Affine2", "W"), "b2": ("Affine2", "b")}
+    _owners = {
+        "W1": ("Affine1", "W"),
+        "b1": ("Affine1", "b"),
+        "W2": ("Affine2", "W"),
+        "b2": ("Affine2", "b"),
+    }
 
-    def __init__(self, input_size: int, hidden_size: int, output_size: int,
-                 weight_init_std: float = 0.01, *, seed: int | None = None,
-                 dtype: type = np.float64) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        weight_init_std: float = 0.01,
+        *,
+        seed: int | None = None,
+        dtype: type = np.float64,
+    ) -> None:
         rng = np.random.default_rng(seed)
-        self.layers: OrderedDict[str, object] = OrderedDict()
+        self.layers = OrderedDict()
         # The first layer's input is the data: no gradient is needed for it.
         self.layers["Affine1"] = Affine(None, None, need_dx=False)
         self.layers["Relu1"] = Relu()
@@ -122,20 +184,8 @@ class TwoLayerNet(LayerStack):
             "b2": np.zeros(output_size, dtype=dtype),
         }
 
-    @property
-    def params(self) -> Parameters:
-        return self._params
-
-    @params.setter
-    def params(self, values: dict[str, np.ndarray]) -> None:
-        # Assigning a whole dict rebinds every layer as well.
-        self._params = Parameters(self._bind)
-        for name, value in values.items():
-            self._params[name] = value
-
     def _bind(self, name: str, value: np.ndarray) -> None:
-        layer, attr = self._owners[name]
-        setattr(self.layers[layer], attr, value)
+        _bind_owner(self, name, value)
 
     def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients of the loss for every parameter, by backpropagation.
@@ -146,7 +196,7 @@ class TwoLayerNet(LayerStack):
         dout = self.last_layer.backward(1.0)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)  # None after Affine1: see need_dx
-        grads = {}
-        for name, (layer, attr) in self._owners.items():
-            grads[name] = getattr(self.layers[layer], "d" + attr)
-        return grads
+        return {
+            name: getattr(self.layers[layer], "d" + attr)
+            for name, (layer, attr) in self._owners.items()
+        }

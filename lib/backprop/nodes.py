@@ -1,8 +1,8 @@
 """Add, multiply, divide and exp nodes of a computational graph.
 
-The smallest layers there are (the sigmoid is built from them in notebook 2). Each works on Python numbers and on numpy
-arrays of the same shape; ``backward`` returns the gradients of the inputs in
-the order ``forward`` took them.
+The smallest layers there are (the sigmoid is built from them in notebook 2). Each works
+on Python numbers and on numpy arrays of the same shape; ``backward`` returns the
+gradients of the inputs in the order ``forward`` took them.
 
 Example: the apple-shopping graph (2 apples at 100 each, 10% tax)::
 
@@ -11,6 +11,7 @@ Example: the apple-shopping graph (2 apples at 100 each, 10% tax)::
     >>> d_apple_total, d_tax = mul_tax.backward(1)                # 1.1, 200
     >>> d_apple, d_count = mul_apple.backward(d_apple_total)      # 2.2, 110
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -67,7 +68,7 @@ class DivLayer:
 
     def backward(self, dout: Value) -> tuple[Value, Value]:
         """dout: dL/dz, shape of z. Returns (dL/dx, dL/dy) = (dout / y, -dout * x / y**2)."""
-        return dout / self.y, -dout * self.x / self.y ** 2
+        return dout / self.y, -dout * self.x / self.y**2
 
 
 class ExpLayer:

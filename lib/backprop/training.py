@@ -1,5 +1,6 @@
 """Training loops: one shuffled epoch (``train_epoch``) and a run that records loss and
 accuracy as it goes (``train``)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,11 +30,12 @@ def epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
     """The row indices of one epoch: a fresh permutation of 0..n-1 cut into consecutive
     batches of batch_size (the last one smaller if batch_size does not divide n)."""
     order = rng.permutation(n)
-    return [order[start:start + batch_size] for start in range(0, n, batch_size)]
+    return [order[start : start + batch_size] for start in range(0, n, batch_size)]
 
 
-def train_epoch(net, x: np.ndarray, t: np.ndarray, batch_size: int, lr: float,
-                rng: np.random.Generator) -> list[float]:
+def train_epoch(
+    net, x: np.ndarray, t: np.ndarray, batch_size: int, lr: float, rng: np.random.Generator
+) -> list[float]:
     """One epoch of mini-batch SGD: every row of x is used exactly once, in a random order.
 
     net: anything with ``params``, ``gradient(x, t)`` and ``last_layer.loss`` (a
@@ -50,20 +52,36 @@ def train_epoch(net, x: np.ndarray, t: np.ndarray, batch_size: int, lr: float,
     return losses
 
 
-def train(net, x_train: np.ndarray, t_train: np.ndarray,
-          x_test: np.ndarray, t_test: np.ndarray, *,
-          optimizer=None, steps: int = 10_000, batch_size: int = 100,
-          eval_every: int = 600, seed: int | None = 0, progress: bool = True,
-          on_eval: Callable[[History], None] | None = None) -> History:
-    """Train ``net`` by mini-batch SGD and return its History.
+def train(
+    net,
+    x_train: np.ndarray,
+    t_train: np.ndarray,
+    x_test: np.ndarray,
+    t_test: np.ndarray,
+    *,
+    optimizer: SGD | None = None,
+    steps: int = 10_000,
+    batch_size: int = 100,
+    eval_every: int = 600,
+    seed: int | None = 0,
+    progress: bool = True,
+    on_eval: Callable[[History], None] | None = None,
+) -> History:
+    """Train ``net`` by mini-batch SGD for ``steps`` steps and return its History.
 
-    net: anything with ``params``, ``gradient(x, t)``, ``loss`` and ``accuracy``
-    (a TwoLayerNet). Each epoch shuffles the rows of x_train (a new permutation per
-    epoch, drawn from ``np.random.default_rng(seed)``) and each step takes the next
-    ``batch_size`` of them (the last batch of an epoch may be smaller), computes the gradient by backprop and lets ``optimizer`` (default
-    ``SGD(lr=0.1)``) update ``net.params`` in place. Every ``eval_every`` steps,
-    starting at step 0, it measures train and test accuracy and calls
-    ``on_eval(history)`` if given.
+    net: anything with ``params``, ``gradient(x, t)``, ``last_layer.loss`` and
+    ``accuracy(x, t)`` (a TwoLayerNet or MultiLayerNet). x_train, x_test: (N, D);
+    t_train, t_test: (N,) labels or (N, C) one-hot.
+
+    Each epoch shuffles the rows of x_train (a new permutation per epoch, drawn from
+    ``np.random.default_rng(seed)``) and each step takes the next ``batch_size`` of them
+    (the last batch of an epoch may be smaller), computes the gradient by backprop and
+    lets ``optimizer`` (an SGD, or anything with ``update(params, grads)``; default
+    ``SGD(lr=0.1)``) update ``net.params``. The loss recorded for a step is
+    ``net.last_layer.loss``, which ``net.gradient`` has just computed on that batch,
+    before the update. Every ``eval_every`` steps, starting at step 0, and at the last
+    step, it measures train and test accuracy and calls ``on_eval(history)`` if given.
+    progress: show a progress bar.
     """
     optimizer = optimizer or SGD(lr=0.1)
     rng = np.random.default_rng(seed)
@@ -78,7 +96,7 @@ def train(net, x_train: np.ndarray, t_train: np.ndarray,
         x_batch, t_batch = x_train[batch], t_train[batch]
         grads = net.gradient(x_batch, t_batch)
         optimizer.update(net.params, grads)
-        history.loss.append(net.last_layer.loss)
+        history.loss.append(float(net.last_layer.loss))
         if step % eval_every == 0 or step == steps - 1:
             history.eval_steps.append(step)
             history.train_acc.append(net.accuracy(x_train, t_train))
