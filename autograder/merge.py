@@ -6,7 +6,8 @@ a Grade and a Comment per cell) that ``update_or_create_submission`` creates exa
 nbgrader's autograde does; the merge then sets the fields nbgrader's SaveAutoGrades and
 AssignLatePenalties set (``auto_score``, ``needs_manual_grade``, ``auto_comment``,
 ``late_submission_penalty``), and leaves any manual grading already there alone. The
-mistakes the checks named go into the test cells' auto comments as well, so they survive
+mistakes the checks named go into the auto comments of the answer cells that define
+what was checked as well, so they survive
 in the gradebook whatever happens to the CSV files.
 """
 
@@ -108,18 +109,36 @@ def _write_files(out: Path, result: Result) -> None:
         _write(out / "feedback" / base / "submission_secret.txt", result.secret)
 
 
-def mistakes_comment(result: Result, nb_id: str, cell: str) -> str | None:
-    """The auto comment of a test cell: the mistakes the checks named, None if none."""
-    found = (
-        [m for m in result.notebooks[nb_id].mistakes if m.cell == cell]
-        if nb_id in result.notebooks
-        else []
-    )
+def mistakes_comment(result: Result, nb_id: str, source: str) -> str | None:
+    """The auto comment for the answer cell whose (gradebook) source is ``source``: the
+    mistakes the checks named for what that cell defines; None if none."""
+    from .preprocessors.cells import defined_names, parse
+
+    names = defined_names(parse(source), imports=False)
+    entry = result.notebooks.get(nb_id)
+    found = [m for m in (entry.mistakes if entry else []) if m.mistake
+             and m.check.split(":")[0].strip() in names]  # fmt: skip
     if not found:
         return None
     return "Mistakes named by the checks: " + "; ".join(
-        f"{m.check}: {m.mistake or 'failed'}" for m in found
+        dict.fromkeys(f"{m.check} ({m.cell}): {m.mistake}" for m in found)
     )
+
+
+def _save_comments(gb, result: Result, nb_id: str, snb) -> None:
+    """nbgrader's auto comments of the answer cells, and the mistakes named for each."""
+    from nbgrader.api import MissingEntry
+
+    entry = result.notebooks.get(nb_id)
+    comments = entry.comments if entry else {}
+    for comment in snb.comments:
+        try:
+            source = gb.find_source_cell(comment.name, nb_id, result.assignment).source
+        except MissingEntry:
+            source = ""
+        text = mistakes_comment(result, nb_id, source)
+        if comment.name in comments or text:
+            comment.auto_comment = "\n".join(t for t in (comments.get(comment.name), text) if t)
 
 
 def _save_notebook(gb, result: Result, nb_id: str, cells: Cells, scores: dict) -> float:
@@ -139,11 +158,7 @@ def _save_notebook(gb, result: Result, nb_id: str, cells: Cells, scores: dict) -
         score = grade.manual_score if grade.manual_score is not None else grade.auto_score
         scores[grade.name] = (score, float(grade.max_score))
         total += score or 0.0
-    comments = entry.comments if entry else {}
-    for comment in snb.comments:
-        text = mistakes_comment(result, nb_id, comment.name)
-        if comment.name in comments or text:
-            comment.auto_comment = "\n".join(t for t in (comments.get(comment.name), text) if t)
+    _save_comments(gb, result, nb_id, snb)
     return total - ((entry.late_penalty if entry else None) or 0.0)
 
 

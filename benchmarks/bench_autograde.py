@@ -17,6 +17,7 @@ got the same score both ways (nbgrader export against our grades.csv).
     python benchmarks/bench_autograde.py                       # 40 learners, 01 and 04
     python benchmarks/bench_autograde.py --learners 20 --assignments 01_computational_graphs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,21 +36,17 @@ import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
+sys.path.insert(0, str(REPO))
+
+from autograder import config  # noqa: E402
+from autograder.__main__ import command as grade_command  # noqa: E402
+from autograder.template import strip_markers  # noqa: E402
 
 
 def course_config(root: Path) -> str:
-    return (f"load_subconfig({str(REPO / 'autograder' / 'nbgrader_config.py')!r})\n"
-            "c = get_config()\n"
-            f"c.CourseDirectory.root = {str(root)!r}\n"
-            f"c.CourseDirectory.source_directory = {str(SOLUTIONS)!r}\n"
-            "c.CourseDirectory.release_directory = 'release'\n"
-            f"c.CourseDirectory.db_url = 'sqlite:///{root}/gradebook.db'\n"
-            "c.ExportPlugin.to = 'export.csv'\n")
-
-
-def strip_markers(source: str) -> str:
-    return "\n".join(l for l in source.split("\n")
-                     if "BEGIN SOLUTION" not in l and "END SOLUTION" not in l)
+    return config.config_file(
+        root, config.sqlite_url(root / "gradebook.db"), {"ExportPlugin.to": "export.csv"}
+    )
 
 
 def vary(source: str, rng: random.Random) -> str:
@@ -68,7 +65,7 @@ def vary(source: str, rng: random.Random) -> str:
         candidates = [m.start() for m in re.finditer(r"(?<=[^\s=(])\s\*\s", out)]
         if candidates:
             i = rng.choice(candidates)
-            out = out[:i] + " * -1 * " + out[i + 3:]
+            out = out[:i] + " * -1 * " + out[i + 3 :]
     return out
 
 
@@ -77,14 +74,21 @@ def make_class(root: Path, assignments: list[str], learners: int, seed: int) -> 
     root.mkdir(parents=True, exist_ok=True)
     (root / "nbgrader_config.py").write_text(course_config(root))
     for a in assignments:
-        subprocess.run(["nbgrader", "generate_assignment", a, "--force"], cwd=root, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["nbgrader", "generate_assignment", a, "--force"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
     rng = random.Random(seed)
     for a in assignments:
         release = nbformat.read(root / "release" / a / f"{a}.ipynb", as_version=4)
         ref = nbformat.read(SOLUTIONS / a / f"{a}.ipynb", as_version=4)
-        answers = {c.metadata.nbgrader["grade_id"]: strip_markers(c.source) for c in ref.cells
-                   if c.metadata.get("nbgrader", {}).get("solution")}
+        answers = {
+            c.metadata.nbgrader["grade_id"]: strip_markers(c.source)
+            for c in ref.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        }
         for k in range(learners):
             nb = nbformat.from_dict(nbformat.reads(nbformat.writes(release), as_version=4))
             for c in nb.cells:
@@ -106,14 +110,22 @@ def run(cmd: list[str], cwd: Path) -> float:
 
 
 def main() -> None:
-    present = sorted(p.name for p in SOLUTIONS.iterdir()
-                     if (p / f"{p.name}.ipynb").is_file()) if SOLUTIONS.is_dir() else []
+    present = (
+        sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
+        if SOLUTIONS.is_dir()
+        else []
+    )
     default = [a for a in ("01_computational_graphs", "04_affine_layer") if a in present]
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--learners", type=int, default=40)
-    parser.add_argument("--assignments", nargs="*", default=default,
-                        help=f"default: {' '.join(default)} (present: {' '.join(present)})")
+    parser.add_argument(
+        "--assignments",
+        nargs="*",
+        default=default,
+        help=f"default: {' '.join(default)} (present: {' '.join(present)})",
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
@@ -125,13 +137,14 @@ def main() -> None:
     try:
         stock = make_class(tmp / "stock", args.assignments, args.learners, args.seed)
         n = args.learners * len(args.assignments)
-        print(f"synthetic class: {args.learners} learners x {len(args.assignments)} assignments "
-              f"({', '.join(args.assignments)}) = {n} notebooks; {os.cpu_count()} CPUs; "
-              f"load average before: {os.getloadavg()[0]:.2f}")
+        print(
+            f"synthetic class: {args.learners} learners x {len(args.assignments)} assignments "
+            f"({', '.join(args.assignments)}) = {n} notebooks; {os.cpu_count()} CPUs; "
+            f"load average before: {os.getloadavg()[0]:.2f}"
+        )
 
         t_stock = sum(run(["nbgrader", "autograde", a], stock) for a in args.assignments)
-        t_feedback = sum(run(["nbgrader", "generate_feedback", a], stock)
-                         for a in args.assignments)
+        t_feedback = sum(run(["nbgrader", "generate_feedback", a], stock) for a in args.assignments)
         run(["nbgrader", "export"], stock)
 
         out = tmp / "ours"
@@ -142,30 +155,39 @@ def main() -> None:
                 src = d / a / f"{a}.ipynb"
                 (subs / d.name).mkdir(parents=True, exist_ok=True)
                 shutil.copy(src, subs / d.name / f"{a}.ipynb")
-            t_ours += run([sys.executable, "-m", "autograder", "grade", str(subs),
-                           "--assignment", a, "--out", str(out), "--jobs", str(args.jobs),
-                           "--quiet"], REPO)
+            t_ours += run([*grade_command(subs, a, out), "--jobs", str(args.jobs), "--quiet"], REPO)
 
         with open(stock / "export.csv", newline="") as f:
-            theirs = {(r["student_id"], r["assignment"]): float(r["score"])
-                      for r in csv.DictReader(f)}
+            theirs = {
+                (r["student_id"], r["assignment"]): float(r["score"]) for r in csv.DictReader(f)
+            }
         with open(out / "grades.csv", newline="") as f:
             ours = {(r["learner"], r["assignment"]): float(r["score"]) for r in csv.DictReader(f)}
         same = theirs == ours
         full = sum(1 for k, v in ours.items() if v == max(ours.values()))
-        print(f"stock nbgrader autograde, sequential:     {t_stock:8.1f} s  "
-              f"({t_stock / n:.2f} s per notebook)")
-        print(f"  + nbgrader generate_feedback:           {t_stock + t_feedback:8.1f} s  "
-              f"({(t_stock + t_feedback) / n:.2f} s per notebook)")
-        print(f"python -m autograder grade --jobs {args.jobs}:      {t_ours:8.1f} s  "
-              f"({t_ours / n:.2f} s per notebook, feedback included)")
+        print(
+            f"stock nbgrader autograde, sequential:     {t_stock:8.1f} s  "
+            f"({t_stock / n:.2f} s per notebook)"
+        )
+        print(
+            f"  + nbgrader generate_feedback:           {t_stock + t_feedback:8.1f} s  "
+            f"({(t_stock + t_feedback) / n:.2f} s per notebook)"
+        )
+        print(
+            f"python -m autograder grade --jobs {args.jobs}:      {t_ours:8.1f} s  "
+            f"({t_ours / n:.2f} s per notebook, feedback included)"
+        )
         print(f"speed-up over autograde alone:            {t_stock / t_ours:8.2f}x")
         print(f"speed-up over autograde + feedback:       {(t_stock + t_feedback) / t_ours:8.2f}x")
-        print(f"scores identical for all {len(ours)} submissions: {same}"
-              f" ({full} with the top score)")
+        print(
+            f"scores identical for all {len(ours)} submissions: {same} ({full} with the top score)"
+        )
         if not same:
-            diff = {k: (theirs.get(k), ours.get(k)) for k in set(theirs) | set(ours)
-                    if theirs.get(k) != ours.get(k)}
+            diff = {
+                k: (theirs.get(k), ours.get(k))
+                for k in set(theirs) | set(ours)
+                if theirs.get(k) != ours.get(k)
+            }
             print("differences (stock, ours):", diff)
             sys.exit(1)
         print(f"load average after: {os.getloadavg()[0]:.2f}")

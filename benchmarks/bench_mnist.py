@@ -29,6 +29,7 @@ Usage::
 The data comes from ``backprop.data.load_mnist`` (float32 pixels in [0, 1],
 int64 labels); it reads the folder in ``$BACKPROP_DATA``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,39 +74,50 @@ def peak_rss_mb() -> float:
 
 
 def run_ours(steps: int, seed: int, threads: int) -> dict:
-    import numpy as np
-
     import backprop
+    import numpy as np
     from backprop.data import load_mnist
 
     t0 = time.perf_counter()
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, flatten=True)
     load_s = time.perf_counter() - t0
 
-    net = backprop.TwoLayerNet(INPUT, HIDDEN, OUTPUT, weight_init_std=WEIGHT_INIT_STD,
-                               seed=seed, dtype=np.float32)
+    net = backprop.TwoLayerNet(
+        INPUT, HIDDEN, OUTPUT, weight_init_std=WEIGHT_INIT_STD, seed=seed, dtype=np.float32
+    )
     t0 = time.perf_counter()
-    history = backprop.train(net, x_train, t_train, x_test, t_test,
-                             optimizer=backprop.SGD(lr=LR), steps=steps,
-                             batch_size=BATCH_SIZE, eval_every=EVAL_EVERY, seed=seed,
-                             progress=False)
+    history = backprop.train(
+        net,
+        x_train,
+        t_train,
+        x_test,
+        t_test,
+        optimizer=backprop.SGD(lr=LR),
+        steps=steps,
+        batch_size=BATCH_SIZE,
+        eval_every=EVAL_EVERY,
+        seed=seed,
+        progress=False,
+    )
     train_s = time.perf_counter() - t0
     return {
-        "load_s": load_s, "train_s": train_s,
-        "train_acc": history.train_acc[-1], "test_acc": history.test_acc[-1],
-        "final_loss": history.loss[-1], "evals": len(history.eval_steps),
+        "load_s": load_s,
+        "train_s": train_s,
+        "train_acc": history.train_acc[-1],
+        "test_acc": history.test_acc[-1],
+        "final_loss": history.loss[-1],
+        "evals": len(history.eval_steps),
         "dtype": str(net.params["W1"].dtype),
         "version": f"backprop {backprop.__version__}, numpy {np.__version__}",
     }
 
 
 def run_torch(steps: int, seed: int, threads: int) -> dict:
+    import backprop
     import numpy as np
     import torch
-    from torch import nn
-
-    import backprop
     from backprop.data import load_mnist
+    from torch import nn
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -113,14 +125,17 @@ def run_torch(steps: int, seed: int, threads: int) -> dict:
     t0 = time.perf_counter()
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, flatten=True)
     # from_numpy shares the memory: no copies of the data.
-    x_train, t_train, x_test, t_test = (torch.from_numpy(a) for a in (x_train, t_train, x_test, t_test))
+    x_train, t_train, x_test, t_test = (
+        torch.from_numpy(a) for a in (x_train, t_train, x_test, t_test)
+    )
     load_s = time.perf_counter() - t0
 
     model = nn.Sequential(nn.Linear(INPUT, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUTPUT))
     # The same initial weights as TwoLayerNet(seed=seed): normal, std 0.01, zero biases.
     # nn.Linear keeps its weight as (out, in), the transpose of the TwoLayerNet's W.
-    init = backprop.TwoLayerNet(INPUT, HIDDEN, OUTPUT, weight_init_std=WEIGHT_INIT_STD,
-                                seed=seed, dtype=np.float32).params
+    init = backprop.TwoLayerNet(
+        INPUT, HIDDEN, OUTPUT, weight_init_std=WEIGHT_INIT_STD, seed=seed, dtype=np.float32
+    ).params
     with torch.no_grad():
         for linear, w, b in ((model[0], "W1", "b1"), (model[2], "W2", "b2")):
             linear.weight.copy_(torch.from_numpy(init[w].T))
@@ -133,8 +148,8 @@ def run_torch(steps: int, seed: int, threads: int) -> dict:
         correct = 0
         with torch.inference_mode():
             for start in range(0, x.shape[0], EVAL_CHUNK):
-                scores = model(x[start:start + EVAL_CHUNK])
-                correct += int((scores.argmax(dim=1) == t[start:start + EVAL_CHUNK]).sum())
+                scores = model(x[start : start + EVAL_CHUNK])
+                correct += int((scores.argmax(dim=1) == t[start : start + EVAL_CHUNK]).sum())
         return correct / x.shape[0]
 
     t0 = time.perf_counter()
@@ -157,9 +172,12 @@ def run_torch(steps: int, seed: int, threads: int) -> dict:
             evals += 1
     train_s = time.perf_counter() - t0
     return {
-        "load_s": load_s, "train_s": train_s,
-        "train_acc": train_acc, "test_acc": test_acc,
-        "final_loss": losses[-1], "evals": evals,
+        "load_s": load_s,
+        "train_s": train_s,
+        "train_acc": train_acc,
+        "test_acc": test_acc,
+        "final_loss": losses[-1],
+        "evals": evals,
         "dtype": str(model[0].weight.dtype).removeprefix("torch."),
         "version": f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}",
     }
@@ -205,8 +223,18 @@ def run_child(framework: str, steps: int, seed: int, threads: int) -> dict:
     # Thread pools read these when the libraries load, so set them for the child.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", framework,
-           "--steps", str(steps), "--seed", str(seed), "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        framework,
+        "--steps",
+        str(steps),
+        "--seed",
+        str(seed),
+        "--threads",
+        str(threads),
+    ]
     machine0, child0, wall0 = machine_cpu_seconds(), children_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)  # stderr passes through
     machine1, child1, wall1 = machine_cpu_seconds(), children_cpu_seconds(), time.perf_counter()
@@ -214,11 +242,14 @@ def run_child(framework: str, steps: int, seed: int, threads: int) -> dict:
     if proc.returncode != 0 or not lines:
         sys.stdout.write(proc.stdout)
         raise SystemExit(f"the {framework} run failed (exit code {proc.returncode})")
-    result = json.loads(lines[-1][len(RESULT_TAG):])
+    result = json.loads(lines[-1][len(RESULT_TAG) :])
     # CPU used meanwhile by everything else on the machine, in cores: anything
     # well above 0 competes with the run for the CPUs and makes its times unreliable.
-    result["other_load"] = (None if machine0 is None else
-                            max(0.0, (machine1 - machine0) - (child1 - child0)) / (wall1 - wall0))
+    result["other_load"] = (
+        None
+        if machine0 is None
+        else max(0.0, (machine1 - machine0) - (child1 - child0)) / (wall1 - wall0)
+    )
     return result
 
 
@@ -238,7 +269,9 @@ COLUMNS = [  # key, header, format
 def print_run(i: int, r: dict) -> None:
     cells = "  ".join(f"{header} {fmt.format(r[key])}" for key, header, fmt in COLUMNS)
     other = "" if r["other_load"] is None else f"  other load {r['other_load']:.2f} cores"
-    print(f"run {i} {r['framework']:<5}  {cells}{other}  ({r['version']}, {r['dtype']})", flush=True)
+    print(
+        f"run {i} {r['framework']:<5}  {cells}{other}  ({r['version']}, {r['dtype']})", flush=True
+    )
 
 
 BUSY = 0.25  # cores used by other processes above which a run's times are suspect
@@ -247,7 +280,11 @@ BUSY = 0.25  # cores used by other processes above which a run's times are suspe
 def print_table(results: dict[str, list[dict]]) -> None:
     repeats = max(len(rs) for rs in results.values())
     print()
-    print(f"mean ± sd over {repeats} run(s)" if repeats > 1 else "single run (use --repeat for spread)")
+    print(
+        f"mean ± sd over {repeats} run(s)"
+        if repeats > 1
+        else "single run (use --repeat for spread)"
+    )
     width = 18
     print(f"{'':<6}" + "".join(f"{header:>{width}}" for _, header, _ in COLUMNS))
     for framework, rs in results.items():
@@ -261,25 +298,42 @@ def print_table(results: dict[str, list[dict]]) -> None:
     ours, torch_ = results.get("ours"), results.get("torch")
     if ours and torch_:
         print()
-        for key, what in (("train_s", "training time"), ("peak_mb", "peak memory"), ("load_s", "data loading")):
-            ratio = statistics.fmean(r[key] for r in ours) / statistics.fmean(r[key] for r in torch_)
-            pairs = [o[key] / t[key] for o, t in zip(ours, torch_)]
-            spread = (f"  (per run: {', '.join(f'{p:.2f}' for p in pairs)})" if len(pairs) > 1 else "")
+        for key, what in (
+            ("train_s", "training time"),
+            ("peak_mb", "peak memory"),
+            ("load_s", "data loading"),
+        ):
+            ratio = statistics.fmean(r[key] for r in ours) / statistics.fmean(
+                r[key] for r in torch_
+            )
+            pairs = [o[key] / t[key] for o, t in zip(ours, torch_, strict=False)]
+            spread = (
+                f"  (per run: {', '.join(f'{p:.2f}' for p in pairs)})" if len(pairs) > 1 else ""
+            )
             print(f"ours / torch, {what + ':':<15} {ratio:.2f}{spread}")
     busy = [r["other_load"] for rs in results.values() for r in rs if r["other_load"] is not None]
     if busy and max(busy) > BUSY:
-        print(f"\nwarning: other processes used up to {max(busy):.2f} cores during some runs; "
-              "their times are not reliable (with threads = cores, BLAS and torch threads slow down a lot)")
+        print(
+            f"\nwarning: other processes used up to {max(busy):.2f} cores during some runs; "
+            "their times are not reliable (with threads = cores, BLAS and torch threads slow down a lot)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=10_000, help="SGD steps per run (default 10000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--steps", type=int, default=10_000, help="SGD steps per run (default 10000)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per framework (default 1)")
     parser.add_argument("--only", choices=FRAMEWORKS, help="run only this framework")
-    parser.add_argument("--threads", type=int, default=default_threads(),
-                        help="threads for BLAS and torch (default: the cores available, %(default)s)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="threads for BLAS and torch (default: the cores available, %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for initial weights and batches")
     parser.add_argument("--child", choices=FRAMEWORKS + ("warmup",), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -297,11 +351,13 @@ def main(argv: list[str] | None = None) -> None:
         print("torch is not installed: running ours only")
         frameworks.remove("torch")
 
-    print(f"MNIST {INPUT}-{HIDDEN}-{OUTPUT} ReLU, {args.steps} SGD steps, batch {BATCH_SIZE}, "
-          f"lr {LR}, accuracy every {EVAL_EVERY} steps; {args.threads} thread(s); "
-          f"Python {platform.python_version()} on {platform.machine()}, "
-          f"{os.cpu_count()} CPU(s); BACKPROP_DATA={os.environ.get('BACKPROP_DATA', '(unset)')}",
-          flush=True)
+    print(
+        f"MNIST {INPUT}-{HIDDEN}-{OUTPUT} ReLU, {args.steps} SGD steps, batch {BATCH_SIZE}, "
+        f"lr {LR}, accuracy every {EVAL_EVERY} steps; {args.threads} thread(s); "
+        f"Python {platform.python_version()} on {platform.machine()}, "
+        f"{os.cpu_count()} CPU(s); BACKPROP_DATA={os.environ.get('BACKPROP_DATA', '(unset)')}",
+        flush=True,
+    )
     # One untimed load first: otherwise the first run alone pays for a cold
     # page cache (and, on the first call ever, for parsing the .gz files).
     warmup = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "warmup"])

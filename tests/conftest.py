@@ -1,28 +1,15 @@
-"""Shared fixtures: where the real MNIST files are, and float64 random data."""
+"""Shared fixtures: where the real MNIST files are, and float64 random data; the Hypothesis
+profile every property test runs with."""
+
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-
-
-def shared_mnist_dir() -> Path | None:
-    """The folder with the four original MNIST .gz files, or None.
-
-    BACKPROP_MNIST_DIR wins; else ../shared/mnist beside the repository.
-    """
-    candidates = [os.environ.get("BACKPROP_MNIST_DIR"), REPO.parent / "shared" / "mnist"]
-    for c in candidates:
-        if c and all((Path(c) / f).is_file() for f in MNIST_FILES):
-            return Path(c)
-    return None
+from helpers import MNIST_FILES, REPO, shared_mnist_dir  # noqa: F401  (REPO: for tests)
+from hypothesis import settings
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +17,10 @@ def mnist_dir(tmp_path_factory) -> Path:
     """A writable data folder holding copies of the real MNIST files (never the shared one)."""
     src = shared_mnist_dir()
     if src is None:
-        pytest.skip("the real MNIST files are not here: set BACKPROP_MNIST_DIR to a folder "
-                    "holding the four .gz files, or put them in ../shared/mnist")
+        pytest.skip(
+            "the real MNIST files are not here: set BACKPROP_MNIST_DIR to a folder "
+            "holding the four .gz files, or put them in ../shared/mnist"
+        )
     dst = tmp_path_factory.mktemp("mnist")
     for f in MNIST_FILES:
         shutil.copyfile(src / f, dst / f)
@@ -49,6 +38,7 @@ def _no_event_loop_left_running():
     ``sync_playwright()`` in a session fixture does) breaks every later synchronous API built
     on asyncio, Playwright's and nbclient's: fail that module here, when it is done."""
     import asyncio
+
     yield
     try:
         loop = asyncio.get_running_loop()
@@ -56,3 +46,10 @@ def _no_event_loop_left_running():
         return
     asyncio.events._set_running_loop(None)
     pytest.fail(f"this module left an asyncio event loop running in the main thread: {loop!r}")
+
+
+# Hypothesis: 25 examples a test unless the test says otherwise (@settings), and no time
+# limit per example (a numerical gradient of a larger layer can take a while). Loaded here,
+# so every module gets it whichever modules a run collects.
+settings.register_profile("course", max_examples=25, deadline=None)
+settings.load_profile("course")

@@ -1,4 +1,5 @@
 """Small helpers several test modules share: ports, servers started and stopped by pid."""
+
 from __future__ import annotations
 
 import os
@@ -7,6 +8,27 @@ import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def shared_mnist_dir() -> Path | None:
+    """The folder with the four original MNIST .gz files, or None.
+
+    BACKPROP_MNIST_DIR wins; else ../shared/mnist beside the repository.
+    """
+    candidates = [os.environ.get("BACKPROP_MNIST_DIR"), REPO.parent / "shared" / "mnist"]
+    for c in candidates:
+        if c and all((Path(c) / f).is_file() for f in MNIST_FILES):
+            return Path(c)
+    return None
 
 
 def free_port() -> int:
@@ -45,3 +67,35 @@ def stop_group(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+# --- assignments as learners receive them ------------------------------------------------------
+
+
+def release_notebooks(tmp, assignments: list[str]) -> dict:
+    """assignment -> its learner notebook: course/<a>/<a>.ipynb, or generated from solutions/
+    by nbgrader's own generate_assignment into tmp/release-course."""
+    from pathlib import Path
+
+    from autograder import config
+
+    out, missing = {}, []
+    for a in assignments:
+        p = config.ROOT / "course" / a / f"{a}.ipynb"
+        if p.is_file():
+            out[a] = p
+        else:
+            missing.append(a)
+    if missing:
+        course = Path(tmp) / "release-course"
+        course.mkdir(parents=True, exist_ok=True)
+        config.write_config_file(course)
+        for a in missing:
+            subprocess.run(
+                ["nbgrader", "generate_assignment", a, "--force"],
+                cwd=course,
+                check=True,
+                capture_output=True,
+            )
+            out[a] = course / "release" / a / f"{a}.ipynb"
+    return out

@@ -6,6 +6,7 @@ and LaTeX). None of them may appear in any cell above the answer cell (the learn
 objectives included), except inside a collapsed hint: ``<details>...</details>``. White
 space is ignored when comparing.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,14 +43,15 @@ def test_rule_not_shown_above_its_answer_cell(tree, assignment, exercise):
     nb = nbformat.read(REPO / tree / assignment / f"{assignment}.ipynb", as_version=4)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     assert exercise["answer"] in ids, f"{assignment}: no cell {exercise['answer']!r}"
-    above = nb.cells[:ids.index(exercise["answer"])]
+    above = nb.cells[: ids.index(exercise["answer"])]
     assert exercise["rules"], f"{assignment}:{exercise['answer']} lists no rules"
     for rule in exercise["rules"]:
         for index, cell in enumerate(above):
             assert _squash(rule) not in _squash(_visible(cell)), (
                 f"{tree}/{assignment} cell {index} shows {rule!r}, which exercise "
                 f"{exercise['answer']!r} asks the learner to find: move it below the answer "
-                "cell, or into a <details> hint")
+                "cell, or into a <details> hint"
+            )
 
 
 def test_every_assignment_has_a_rules_table():

@@ -1,9 +1,9 @@
 """The reference autodiff engine (backprop.autodiff) against numerical gradients."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from backprop.autodiff import GradientTape, Tensor, Variable
 from backprop.gradcheck import numerical_gradient, rel_error
 
@@ -21,6 +21,7 @@ def numeric(f, arrays, i):
         vals = [Tensor(a) for a in arrays]
         vals[i] = Tensor(v)
         return float(f(*vals).value.sum())
+
     return numerical_gradient(g, np.array(arrays[i], dtype=np.float64))
 
 
@@ -29,8 +30,7 @@ FUNCTIONS = [
     ("matmul", lambda a, b: ((a @ b) ** 2).sum(), [(3, 4), (4, 2)]),
     ("exp log", lambda a, b: ((a * b).exp() + 1.0).log().sum(), [(2, 3), (2, 3)]),
     ("relu sub div", lambda a, b: ((a - b).relu() / (b * b + 1.0) + -a).sum(), [(5,), (5,)]),
-    ("sum axis", lambda a, b: (a.sum(axis=0) * b).sum(axis=0, keepdims=True).sum(),
-     [(3, 4), (4,)]),
+    ("sum axis", lambda a, b: (a.sum(axis=0) * b).sum(axis=0, keepdims=True).sum(), [(3, 4), (4,)]),
     ("power", lambda a, b: (a * a + 1.0) ** -1.5 * b, [(4,), (4,)]),
     ("transpose", lambda a, b: (a.T @ b).sum(), [(3, 2), (3, 4)]),
 ]
@@ -41,7 +41,7 @@ def test_reference_matches_numerical_gradients(label, f, shapes):
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(s) + 0.1 for s in shapes]
     _, grads = tape_grads(f, *arrays)
-    for i, (a, g) in enumerate(zip(arrays, grads)):
+    for i, (a, g) in enumerate(zip(arrays, grads, strict=False)):
         assert g.shape == a.shape
         assert rel_error(g, numeric(f, arrays, i)) < 1e-7, (label, i)
 
@@ -50,11 +50,11 @@ def test_seed_examples():
     x = Tensor(5.0)
     with GradientTape(persistent=True) as tape:
         tape.watch(x)
-        y = x ** 2
-        z = y ** 2
-        w = z ** 2
+        y = x**2
+        z = y**2
+        w = z**2
     assert [float(tape.gradient(t, x).value) for t in (w, z, y)] == [625000.0, 500.0, 10.0]
-    for f, first, second in ((lambda x: x ** 2, 10.0, 2.0), (lambda x: x ** 5, 3125.0, 2500.0)):
+    for f, first, second in ((lambda x: x**2, 10.0, 2.0), (lambda x: x**5, 3125.0, 2500.0)):
         with GradientTape() as outer:
             outer.watch(x)
             with GradientTape() as inner:

@@ -6,6 +6,7 @@ wrong answers, correct answers written differently, and hostile or broken files.
 assignment present is graded in one batch by ``python -m autograder grade --jobs 2``
 (module-scoped fixture); the tests then read grades.csv, the feedback and the gradebook.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,6 +28,12 @@ SOLUTIONS = REPO / "solutions"
 COURSE = REPO / "course"
 sys.path.insert(0, str(REPO))
 
+from helpers import release_notebooks, shared_mnist_dir  # noqa: E402
+
+from autograder import config  # noqa: E402
+from autograder.__main__ import command as grade_command  # noqa: E402
+from autograder.template import solution_sources  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 # Per batch: 2 workers; a cell may run 10 s, a learner 60 s, a kernel 1 GiB.
@@ -38,32 +45,23 @@ def present(assignment: str) -> bool:
     return (SOLUTIONS / assignment / f"{assignment}.ipynb").is_file()
 
 
-def mnist_dir() -> Path | None:
-    from conftest import shared_mnist_dir
-    return shared_mnist_dir()
-
-
 # --- building submissions ---------------------------------------------------------------------
-
-def strip_markers(source: str) -> str:
-    return "\n".join(l for l in source.split("\n")
-                     if "BEGIN SOLUTION" not in l and "END SOLUTION" not in l)
-
-
-def solution_sources(assignment: str) -> dict[str, str]:
-    nb = nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
-    return {c.metadata.nbgrader["grade_id"]: strip_markers(c.source) for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("solution")}
 
 
 def grade_ids(nb) -> list[str]:
-    return [c.metadata.nbgrader["grade_id"] for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade")
-            and not c.metadata.nbgrader.get("solution")]
+    return [
+        c.metadata.nbgrader["grade_id"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")
+    ]
 
 
-def filled(release, assignment: str, overrides: dict[str, str] | None = None,
-           append: dict[str, str] | None = None):
+def filled(
+    release,
+    assignment: str,
+    overrides: dict[str, str] | None = None,
+    append: dict[str, str] | None = None,
+):
     """The release with every solution cell answered (reference unless overridden)."""
     nb = copy.deepcopy(release)
     answers = {**solution_sources(assignment), **(overrides or {})}
@@ -85,57 +83,101 @@ def dumps(nb) -> bytes:
 
 WRONG = {
     "01_computational_graphs": {
-        "mul_not_swapped": ([("mul_layer_impl", "dx = dout * self.y", "dx = dout * self.x"),
-                             ("mul_layer_impl", "dy = dout * self.x", "dy = dout * self.y")],
-                            {"test_mul_backward", "test_fan_out"},
-                            "uses its own input: dz/dx is y and dz/dy is x"),
-        "add_forward_multiplies": ([("add_layer_impl", "return x + y", "return x * y")],
-                                   {"test_add_forward", "test_fan_out"},
-                                   "AddLayer: FAIL out"),
+        "mul_not_swapped": (
+            [
+                ("mul_layer_impl", "dx = dout * self.y", "dx = dout * self.x"),
+                ("mul_layer_impl", "dy = dout * self.x", "dy = dout * self.y"),
+            ],
+            {"test_mul_backward", "test_fan_out"},
+            "uses its own input: dz/dx is y and dz/dy is x",
+        ),
+        "add_forward_multiplies": (
+            [("add_layer_impl", "return x + y", "return x * y")],
+            {"test_add_forward", "test_fan_out"},
+            "AddLayer: FAIL out",
+        ),
     },
     "03_activations": {
         "sigmoid_backward_from_input": (
-            [("sigmoid_impl", "self.out = np.where", "self.x = x\n        self.out = np.where"),
-             ("sigmoid_impl", "return dout * self.out * (1.0 - self.out)",
-              "return dout * self.x * (1.0 - self.x)")],
-            {"test_sigmoid_backward"}, "uses the input x in x * (1 - x)"),
+            [
+                ("sigmoid_impl", "self.out = np.where", "self.x = x\n        self.out = np.where"),
+                (
+                    "sigmoid_impl",
+                    "return dout * self.out * (1.0 - self.out)",
+                    "return dout * self.x * (1.0 - self.x)",
+                ),
+            ],
+            {"test_sigmoid_backward"},
+            "uses the input x in x * (1 - x)",
+        ),
         "relu_overwrites_input": (
             [("relu_impl", "out = x.copy()", "out = x")],
-            {"test_relu_edge_cases"}, "forward changed its input x in place"),
+            {"test_relu_edge_cases"},
+            "forward changed its input x in place",
+        ),
     },
     "04_affine_layer": {
-        "dW_transposed": ([("affine_impl", "self.dW = self.x.T @ dout", "self.dW = dout.T @ self.x")],
-                          {"test_affine_dw", "test_affine_nd_input"},
-                          "is the transpose of the right answer"),
-        "x_at_dout": ([("affine_impl", "self.dW = self.x.T @ dout", "self.dW = self.x @ dout")],
-                      {"test_affine_dx", "test_affine_dw", "test_affine_db",
-                       "test_affine_nd_input", "test_affine_state"},
-                      "backward raised ValueError: matmul"),
-        "db_not_summed": ([("affine_impl", "self.db = dout.sum(axis=0)", "self.db = dout")],
-                          {"test_affine_db"}, "sum over the batch axis (axis=0)"),
-        "db_mean": ([("affine_impl", "self.db = dout.sum(axis=0)", "self.db = dout.mean(axis=0)")],
-                    {"test_affine_db"}, "is the mean of dout over the batch"),
-        "dx_not_reshaped": ([("affine_impl", "return dx.reshape(self.x_shape)", "return dx")],
-                            {"test_affine_nd_input"}, "has shape (3, 8) but should have (3, 2, 2, 2)"),
-        "W_copied": ([("affine_impl", "self.W = W\n", "self.W = W.copy()\n")],
-                     {"test_affine_state"}, "keep the arrays themselves"),
+        "dW_transposed": (
+            [("affine_impl", "self.dW = self.x.T @ dout", "self.dW = dout.T @ self.x")],
+            {"test_affine_dw", "test_affine_nd_input"},
+            "is the transpose of the right answer",
+        ),
+        "x_at_dout": (
+            [("affine_impl", "self.dW = self.x.T @ dout", "self.dW = self.x @ dout")],
+            {
+                "test_affine_dx",
+                "test_affine_dw",
+                "test_affine_db",
+                "test_affine_nd_input",
+                "test_affine_state",
+            },
+            "backward raised ValueError: matmul",
+        ),
+        "db_not_summed": (
+            [("affine_impl", "self.db = dout.sum(axis=0)", "self.db = dout")],
+            {"test_affine_db"},
+            "sum over the batch axis (axis=0)",
+        ),
+        "db_mean": (
+            [("affine_impl", "self.db = dout.sum(axis=0)", "self.db = dout.mean(axis=0)")],
+            {"test_affine_db"},
+            "is the mean of dout over the batch",
+        ),
+        "dx_not_reshaped": (
+            [("affine_impl", "return dx.reshape(self.x_shape)", "return dx")],
+            {"test_affine_nd_input"},
+            "has shape (3, 8) but should have (3, 2, 2, 2)",
+        ),
+        "W_copied": (
+            [("affine_impl", "self.W = W\n", "self.W = W.copy()\n")],
+            {"test_affine_state"},
+            "keep the arrays themselves",
+        ),
     },
     "05_softmax_with_loss": {
         "softmax_no_max_shift": (
             [("softmax_impl", "shifted = x - np.max(x, axis=-1, keepdims=True)", "shifted = x")],
             {"test_softmax_stable"},
-            "subtract each row's maximum"),
+            "subtract each row's maximum",
+        ),
         "loss_backward_missing_N": (
-            [("softmax_with_loss_impl", "return dout * (self.y - self.t) / batch_size",
-              "return dout * (self.y - self.t)")],
-            {"test_softmax_with_loss_dx"}, "too large by a factor of exactly N"),
+            [
+                (
+                    "softmax_with_loss_impl",
+                    "return dout * (self.y - self.t) / batch_size",
+                    "return dout * (self.y - self.t)",
+                )
+            ],
+            {"test_softmax_with_loss_dx"},
+            "too large by a factor of exactly N",
+        ),
     },
 }
 
 # Correct answers written differently: full marks.
 VARIANTS = {
     "01_computational_graphs": {
-        "mul_layer_impl": '''class MulLayer:
+        "mul_layer_impl": """class MulLayer:
     def __init__(self):
         self.a = self.b = None
 
@@ -145,16 +187,17 @@ VARIANTS = {
 
     def backward(self, grad):
         return grad * self.b, grad * self.a
-''',
-        "add_layer_impl": '''class AddLayer:
+""",
+        "add_layer_impl": """class AddLayer:
     def forward(self, left, right):
         return np.add(left, right)
 
     def backward(self, grad):
         return np.multiply(grad, 1), np.multiply(grad, 1)
-'''},
+""",
+    },
     "03_activations": {
-        "relu_impl": '''class Relu:
+        "relu_impl": """class Relu:
     def __init__(self):
         self.mask = None
 
@@ -164,8 +207,8 @@ VARIANTS = {
 
     def backward(self, dout):
         return np.where(self.mask, 0.0, dout)
-''',
-        "sigmoid_impl": '''class Sigmoid:
+""",
+        "sigmoid_impl": """class Sigmoid:
     def __init__(self):
         self.out = None
 
@@ -176,9 +219,10 @@ VARIANTS = {
     def backward(self, dout):
         y = self.out
         return dout * (y - y * y)
-'''},
+""",
+    },
     "04_affine_layer": {
-        "affine_impl": '''class Affine:
+        "affine_impl": """class Affine:
     def __init__(self, W, b):
         self.W, self.b = W, b
         self.inp = self.shape = self.dW = self.db = None
@@ -192,7 +236,8 @@ VARIANTS = {
         self.dW = np.einsum("nd,nm->dm", self.inp, grad)
         self.db = np.einsum("nm->m", grad)
         return np.einsum("nm,dm->nd", grad, self.W).reshape(self.shape)
-'''},
+"""
+    },
 }
 
 
@@ -206,6 +251,7 @@ def wrong_answer(assignment: str, edits) -> dict[str, str]:
 
 # --- hostile and broken submissions (one assignment: 04, else 01) ---------------------------
 
+
 def hostile_cases(assignment: str, release) -> dict[str, tuple[bytes, str]]:
     """learner -> (file contents, expectation). Expectations:
     'full': full marks; 'zeros': the same score as the learner 'control_zeros' (a wrong
@@ -214,12 +260,15 @@ def hostile_cases(assignment: str, release) -> dict[str, tuple[bytes, str]]:
     answers = [c for c in release.cells if c.metadata.get("nbgrader", {}).get("solution")]
     sol = next(c.metadata.nbgrader["grade_id"] for c in answers if f"class {cls}" in c.source)
     # the assignment's other answer cells stay unanswered where a case replaces this one
-    others = {c.metadata.nbgrader["grade_id"]: c.source for c in answers
-              if c.metadata.nbgrader["grade_id"] != sol}
+    others = {
+        c.metadata.nbgrader["grade_id"]: c.source
+        for c in answers
+        if c.metadata.nbgrader["grade_id"] != sol
+    }
     mod = {"04_affine_layer": "affine", "01_computational_graphs": "nodes"}[assignment]
     # the control: forward right, backward all zeros (the gradient checks fail)
     if assignment == "04_affine_layer":
-        zeros = '''class Affine:
+        zeros = """class Affine:
     def __init__(self, W, b):
         self.W, self.b, self.dW, self.db = W, b, None, None
     def forward(self, x):
@@ -228,14 +277,14 @@ def hostile_cases(assignment: str, release) -> dict[str, tuple[bytes, str]]:
     def backward(self, dout):
         self.dW, self.db = np.zeros_like(self.W), np.zeros_like(self.b)
         return np.zeros_like(self.x)
-'''
+"""
     else:
-        zeros = '''class MulLayer:
+        zeros = """class MulLayer:
     def forward(self, x, y):
         return x * y
     def backward(self, dout):
         return 0 * dout, 0 * dout
-'''
+"""
     ref = solution_sources(assignment)[sol]
     cases: dict[str, tuple[bytes, str]] = {}
 
@@ -246,16 +295,24 @@ def hostile_cases(assignment: str, release) -> dict[str, tuple[bytes, str]]:
     add("control_zeros", filled(release, assignment, {**others, sol: zeros}), "control")
     add("invalid_json", b'{"cells": [ {"cell_type": "code", oops', "nothing")
     add("empty_file", b"", "nothing")
-    add("nbformat_5", json.dumps({"nbformat": 5, "nbformat_minor": 0, "cells": [],
-                                  "metadata": {}}).encode(), "nothing")
+    add(
+        "nbformat_5",
+        json.dumps({"nbformat": 5, "nbformat_minor": 0, "cells": [], "metadata": {}}).encode(),
+        "nothing",
+    )
     # An nbformat 3 notebook (an old Jupyter) with the right answers: converted, full marks.
     v3 = nbformat.convert(filled(release, assignment), 3)
     add("nbformat_3", nbformat.writes(v3, version=3).encode(), "full")
     # Test cells (and the setup cell) deleted, answers right: everything put back, full marks.
     nb = filled(release, assignment)
-    nb.cells = [c for c in nb.cells if not (c.metadata.get("nbgrader", {}).get("grade")
-                                           and not c.metadata.nbgrader.get("solution"))
-                and "import numpy" not in c.source]
+    nb.cells = [
+        c
+        for c in nb.cells
+        if not (
+            c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")
+        )
+        and "import numpy" not in c.source
+    ]
     add("deleted_tests", nb, "full")
     # Test cells emptied and given 100 points, 'grade' switched off, answer wrong: nothing gained.
     nb = filled(release, assignment, {**others, sol: zeros})
@@ -269,37 +326,84 @@ def hostile_cases(assignment: str, release) -> dict[str, tuple[bytes, str]]:
     add("edited_tests", nb, "zeros")
     # Duplicated cells, right answers: full marks.
     nb = filled(release, assignment)
-    nb.cells = [c for cell in nb.cells for c in ([cell, copy.deepcopy(cell)]
-                if cell.cell_type == "code" else [cell])]
+    nb.cells = [
+        c
+        for cell in nb.cells
+        for c in ([cell, copy.deepcopy(cell)] if cell.cell_type == "code" else [cell])
+    ]
     for c in nb.cells:
         c.pop("id", None)
     nb.nbformat_minor = 4
     add("duplicated_cells", nb, "full")
     # Infinite loop after the class: that cell is interrupted, the tests pass.
-    add("infinite_loop", filled(release, assignment, append={sol: "while True:\n    pass"}),
-        "full")
+    add("infinite_loop", filled(release, assignment, append={sol: "while True:\n    pass"}), "full")
     # os._exit / sys.exit / a crash after the class: the kernel survives or is replaced.
     add("os_exit", filled(release, assignment, append={sol: "import os\nos._exit(0)"}), "full")
     add("sys_exit", filled(release, assignment, append={sol: "import sys\nsys.exit()"}), "full")
     crash = filled(release, assignment)
-    idx = next(i for i, c in enumerate(crash.cells)
-               if c.metadata.get("nbgrader", {}).get("grade_id") == sol)
-    crash.cells.insert(idx + 1, nbformat.v4.new_code_cell(
-        "import ctypes\nctypes.string_at(0)  # segfault: the kernel dies"))
+    idx = next(
+        i
+        for i, c in enumerate(crash.cells)
+        if c.metadata.get("nbgrader", {}).get("grade_id") == sol
+    )
+    crash.cells.insert(
+        idx + 1,
+        nbformat.v4.new_code_cell(
+            "import ctypes\nctypes.string_at(0)  # segfault: the kernel dies"
+        ),
+    )
     add("segfault", crash, "full")
-    add("os_exit_in_backward", filled(release, assignment, {**others, sol: ref.replace(
-        "def backward(self, dout):", "def backward(self, dout):\n        import os; os._exit(3)")}),
-        "forward_only" if assignment == "04_affine_layer" else "some")
+    add(
+        "os_exit_in_backward",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: ref.replace(
+                    "def backward(self, dout):",
+                    "def backward(self, dout):\n        import os; os._exit(3)",
+                ),
+            },
+        ),
+        "forward_only" if assignment == "04_affine_layer" else "some",
+    )
     # A memory bomb, stopped by the kernel's memory cap (in the jail the kernel then dies in
     # the next cells: a row with a reason, no more; see autograder/README.md); megabytes of
     # printing, capped.
-    add("memory_bomb", filled(release, assignment, append={sol: (
-        "def bomb():\n    blocks = []\n    while True:\n"
-        "        blocks.append(bytearray(64 * 1024 * 1024))\nbomb()")}), "row")
-    add("megabytes_of_printing", filled(release, assignment, append={sol: (
-        "print('x' * 20_000_000)\nfor i in range(200_000):\n    print(i)")}), "full")
+    add(
+        "memory_bomb",
+        filled(
+            release,
+            assignment,
+            append={
+                sol: (
+                    "def bomb():\n    blocks = []\n    while True:\n"
+                    "        blocks.append(bytearray(64 * 1024 * 1024))\nbomb()"
+                )
+            },
+        ),
+        "row",
+    )
+    add(
+        "megabytes_of_printing",
+        filled(
+            release,
+            assignment,
+            append={sol: ("print('x' * 20_000_000)\nfor i in range(200_000):\n    print(i)")},
+        ),
+        "full",
+    )
     # Monkeypatching numpy and the test helpers, with a wrong answer: nothing gained.
-    add("monkeypatch", filled(release, assignment, {**others, sol: zeros + '''
+    add(
+        "monkeypatch",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: zeros
+                + """
 import numpy, numpy as np, backprop, backprop.gradcheck, backprop.checks
 np.allclose = lambda *a, **k: True
 np.isclose = lambda *a, **k: True
@@ -309,8 +413,20 @@ numpy.allclose.__wrapped__.__code__ = (lambda a, b, rtol=1e-05, atol=1e-08, equa
 backprop.gradcheck.rel_error = lambda *a, **k: 0.0
 backprop.gradcheck.LayerReport.assert_ok = lambda self, *names: None
 backprop.gradcheck.diagnose.__code__ = (lambda *a, **k: backprop.gradcheck.Check("x", True, "ok")).__code__
-'''}), "zeros")
-    add("shadowed_names", filled(release, assignment, {**others, sol: zeros + '''
+""",
+            },
+        ),
+        "zeros",
+    )
+    add(
+        "shadowed_names",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: zeros
+                + """
 zip = lambda *a: []
 range = lambda *a: []
 all = lambda *a: True
@@ -321,8 +437,20 @@ def check_affine(*a, **k):
         def __getitem__(self, k): return self
     return Fine()
 check_mul_layer = check_affine
-'''}), "zeros")
-    add("run_cell_hijack", filled(release, assignment, {**others, sol: zeros + '''
+""",
+            },
+        ),
+        "zeros",
+    )
+    add(
+        "run_cell_hijack",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: zeros
+                + """
 ip = get_ipython()
 _run_cell, _run_cell_async = ip.run_cell, ip.run_cell_async
 def _wrap(code):
@@ -339,15 +467,46 @@ async def run_cell_async(raw_cell, store_history=False, silent=False, shell_futu
                                  transformed_cell=ip.transform_cell(code),
                                  preprocessing_exc_tuple=None)
 ip.run_cell, ip.run_cell_async = run_cell, run_cell_async
-'''}), "zeros")
-    add("displayhook_credit", filled(release, assignment, {**others, sol: zeros.replace(
-        "def forward(self, x", "def forward(self, x").replace(
-        "return x.reshape(", "import sys; sys.displayhook(1000)\n        return x.reshape(").replace(
-        "return x * y", "import sys; sys.displayhook(1000)\n        return x * y")}), "zeros")
+""",
+            },
+        ),
+        "zeros",
+    )
+    add(
+        "displayhook_credit",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: zeros.replace("def forward(self, x", "def forward(self, x")
+                .replace(
+                    "return x.reshape(",
+                    "import sys; sys.displayhook(1000)\n        return x.reshape(",
+                )
+                .replace("return x * y", "import sys; sys.displayhook(1000)\n        return x * y"),
+            },
+        ),
+        "zeros",
+    )
     # Handing the work to backprop's reference implementation: nothing.
-    add("delegate_subclass", filled(release, assignment, {**others, sol: (
-        f"import backprop\nclass {cls}(backprop.{cls}):\n    pass\n")}), "nothing")
-    add("delegate_code_copy", filled(release, assignment, {**others, sol: f'''
+    add(
+        "delegate_subclass",
+        filled(
+            release,
+            assignment,
+            {**others, sol: (f"import backprop\nclass {cls}(backprop.{cls}):\n    pass\n")},
+        ),
+        "nothing",
+    )
+    add(
+        "delegate_code_copy",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: f"""
 import types, backprop
 from backprop import {mod}
 class {cls}:
@@ -355,25 +514,61 @@ class {cls}:
 for _name, _fn in vars({mod}.{cls}).items():
     if isinstance(_fn, types.FunctionType):
         setattr({cls}, _name, types.FunctionType(_fn.__code__, vars({mod}), _name, _fn.__defaults__))
-'''}), "nothing")
-    add("delegate_exec_source", filled(release, assignment, {**others, sol: f'''
+""",
+            },
+        ),
+        "nothing",
+    )
+    add(
+        "delegate_exec_source",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: f"""
 import inspect
 from backprop import {mod}
 exec(compile(inspect.getsource({mod}), {mod}.__file__, "exec"))
-'''}), "nothing")
+""",
+            },
+        ),
+        "nothing",
+    )
     # Code that runs while the checks call it: under grading the kernel only collects, so
     # whatever it patches, traces or forges there, the verdict is reached outside.
-    add("patches_during_the_call", filled(release, assignment, {**others, sol: zeros.replace(
-        "    def backward(self, dout):", """    def backward(self, dout):
+    add(
+        "patches_during_the_call",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: zeros.replace(
+                    "    def backward(self, dout):",
+                    """    def backward(self, dout):
         import numpy, backprop.gradcheck, backprop.checks.core as core, backprop.checks.layer as layer
         numpy.allclose = numpy.array_equal = lambda *a, **k: True
         backprop.gradcheck.rel_error = lambda *a, **k: 0.0
         backprop.gradcheck.LayerReport.ok = property(lambda self: True)
         backprop.gradcheck.LayerReport.assert_ok = lambda self, *n: None
         core.judge_observed = lambda spec, made, observed: backprop.gradcheck.LayerReport("x")
-        layer.verify_layer = lambda *a, **k: backprop.gradcheck.LayerReport("x")""", 1)}),
-        "zeros")
-    add("trace_hook_edits_the_checker", filled(release, assignment, {**others, sol: zeros + '''
+        layer.verify_layer = lambda *a, **k: backprop.gradcheck.LayerReport("x")""",
+                    1,
+                ),
+            },
+        ),
+        "zeros",
+    )
+    add(
+        "trace_hook_edits_the_checker",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: zeros
+                + """
 import sys
 def _tracer(frame, event, arg):
     if frame.f_code.co_filename.endswith(("gradcheck.py", "layer.py", "core.py")):
@@ -384,8 +579,19 @@ def _tracer(frame, event, arg):
     return None
 sys.settrace(_tracer)
 import threading; threading.settrace(_tracer)
-'''}), "zeros")
-    add("switches_the_refusal_off", filled(release, assignment, {**others, sol: f'''
+""",
+            },
+        ),
+        "zeros",
+    )
+    add(
+        "switches_the_refusal_off",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: f"""
 import backprop, types
 from backprop import {mod}
 _saved = {{k: v.__code__ for k, v in vars({mod}.{cls}).items() if isinstance(v, types.FunctionType)}}
@@ -405,8 +611,20 @@ class {cls}:
     def backward(self, dout):
         _restore()
         return self._ref.backward(dout)
-'''}), "nothing")
-    add("forges_records", filled(release, assignment, {**others, sol: zeros + '''
+""",
+            },
+        ),
+        "nothing",
+    )
+    add(
+        "forges_records",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: zeros
+                + """
 import json
 import backprop.checks.core as core
 from IPython.display import display
@@ -416,12 +634,35 @@ def _forged(self, *names):
         display({core.RECORD_MIME: json.dumps(record), "text/plain": "ok"}, raw=True)
 core.Pending.assert_ok = _forged
 print("Success! All tests passed.")
-'''}), "at_most_zeros")
-    add("leaves_grading_mode", filled(release, assignment, {**others, sol: ref + (
-        "\nimport os\nos.environ.pop('BACKPROP_CHECKS', None)\n"
-        "os.environ['BACKPROP_CHECKS'] = 'off'\n")}), "nothing")
+""",
+            },
+        ),
+        "at_most_zeros",
+    )
+    add(
+        "leaves_grading_mode",
+        filled(
+            release,
+            assignment,
+            {
+                **others,
+                sol: ref
+                + (
+                    "\nimport os\nos.environ.pop('BACKPROP_CHECKS', None)\n"
+                    "os.environ['BACKPROP_CHECKS'] = 'off'\n"
+                ),
+            },
+        ),
+        "nothing",
+    )
     # Reading the hidden tests from disk, and printing them into the feedback.
-    add("reads_hidden_tests", filled(release, assignment, append={sol: f'''
+    add(
+        "reads_hidden_tests",
+        filled(
+            release,
+            assignment,
+            append={
+                sol: f'''
 import glob, os
 for pattern in ["{SOLUTIONS}/*/*.ipynb", "{REPO}/*.db", "../*/*.ipynb", "../../*/*/*.ipynb",
                 "**/*.ipynb", "/tmp/*/course/*/*/*/*.ipynb", "/tmp/*/*/*.db", "/tmp/*/*.db",
@@ -432,44 +673,33 @@ for pattern in ["{SOLUTIONS}/*/*.ipynb", "{REPO}/*.db", "../*/*.ipynb", "../../*
         except Exception as exc:
             print("refused:", path, type(exc).__name__)
 print(os.listdir("."))
-'''}), "full")
+'''
+            },
+        ),
+        "full",
+    )
     return cases
 
 
 # --- the batches -------------------------------------------------------------------------------
 
+
 def releases(tmp: Path, assignments: list[str]) -> dict[str, Path]:
-    """course/<a>/<a>.ipynb, or generated from solutions/ by nbgrader into tmp."""
-    out, missing = {}, []
-    for a in assignments:
-        p = COURSE / a / f"{a}.ipynb"
-        if p.is_file():
-            out[a] = p
-        else:
-            missing.append(a)
-    if missing:
-        course = tmp / "release-course"
-        course.mkdir(parents=True, exist_ok=True)
-        (course / "nbgrader_config.py").write_text(
-            f"load_subconfig({str(REPO / 'autograder' / 'nbgrader_config.py')!r})\n"
-            "c = get_config()\n"
-            f"c.CourseDirectory.root = {str(course)!r}\n"
-            f"c.CourseDirectory.source_directory = {str(SOLUTIONS)!r}\n"
-            "c.CourseDirectory.release_directory = 'release'\n"
-            f"c.CourseDirectory.db_url = 'sqlite:///{course}/gradebook.db'\n")
-        for a in missing:
-            subprocess.run(["nbgrader", "generate_assignment", a, "--force"], cwd=course,
-                           check=True, capture_output=True)
-            out[a] = course / "release" / a / f"{a}.ipynb"
-    return out
+    return release_notebooks(tmp, assignments)
 
 
-def grade(submissions: Path, assignment: str, out: Path, *extra: str,
-          env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "autograder", "grade", str(submissions),
-           "--assignment", assignment, "--out", str(out), *GRADE_ARGS, *extra]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=900)
+def grade(
+    submissions: Path, assignment: str, out: Path, *extra: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    cmd = [*grade_command(submissions, assignment, out), *GRADE_ARGS, *extra]
+    return subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+    )
 
 
 def read_csv(path: Path) -> dict[str, dict]:
@@ -490,6 +720,7 @@ class Batch:
         """The feedback page as text (tags removed: code is split into highlighted tokens)."""
         import html
         import re
+
         learner = self.ids.get(learner, learner)
         p = self.out / "feedback" / learner / self.assignment / f"{self.assignment}.html"
         if not p.exists():
@@ -505,10 +736,22 @@ class Batch:
 
 HOSTILE_IN = "04_affine_layer" if present("04_affine_layer") else "01_computational_graphs"
 # All assignments present; AUTOGRADER_TEST_ASSIGNMENTS="04_affine_layer ..." picks some.
-GRADED = [a for a in os.environ.get("AUTOGRADER_TEST_ASSIGNMENTS", "").split() or (
-    "01_computational_graphs", "02_chain_rule", "03_activations", "04_affine_layer",
-    "05_softmax_with_loss", "06_two_layer_net", "07_training_mnist", "08_deep_networks", "09_autodiff")
-    if present(a)]
+GRADED = [
+    a
+    for a in os.environ.get("AUTOGRADER_TEST_ASSIGNMENTS", "").split()
+    or (
+        "01_computational_graphs",
+        "02_chain_rule",
+        "03_activations",
+        "04_affine_layer",
+        "05_softmax_with_loss",
+        "06_two_layer_net",
+        "07_training_mnist",
+        "08_deep_networks",
+        "09_autodiff",
+    )
+    if present(a)
+]
 
 
 @pytest.fixture(scope="module")
@@ -517,7 +760,7 @@ def batches(tmp_path_factory) -> dict[str, Batch]:
     rel_paths = releases(tmp, GRADED)
     env = {}
     if "07_training_mnist" in GRADED:
-        src = mnist_dir()
+        src = shared_mnist_dir()
         if src is None:
             GRADED.remove("07_training_mnist")
         else:
@@ -528,28 +771,32 @@ def batches(tmp_path_factory) -> dict[str, Batch]:
     for a in GRADED:
         release = nbformat.read(rel_paths[a], as_version=4)
         tests = grade_ids(release)
-        max_points = {c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader["points"])
-                      for c in release.cells
-                      if c.metadata.get("nbgrader", {}).get("grade")}
+        max_points = {
+            c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader["points"])
+            for c in release.cells
+            if c.metadata.get("nbgrader", {}).get("grade")
+        }
         subs = tmp / f"subs-{a}"
         subs.mkdir()
         expect: dict[str, object] = {}
         ids: dict[str, str] = {}
 
-        def put(learner, data, how, expectation):
+        def put(learner, data, how, expectation, ids=ids, expect=expect, subs=subs, a=a):
             # nbgrader's attempt naming takes \w+ for the id, <learner>_<x>_<nb> the part
             # before the first '_': ids in file names have no '_'
-            ids[learner] = {"attempt": learner.replace("_", ""),
-                            "flat": learner.replace("_", "-")}.get(how, learner)
+            ids[learner] = {
+                "attempt": learner.replace("_", ""),
+                "flat": learner.replace("_", "-"),
+            }.get(how, learner)
             expect[learner] = expectation
             learner = ids[learner]
-            if how == "folder":            # a folder per learner, nbgrader's layout
+            if how == "folder":  # a folder per learner, nbgrader's layout
                 p = subs / learner / a / f"{a}.ipynb"
-            elif how == "renamed":         # a folder per learner, the file saved under another name
+            elif how == "renamed":  # a folder per learner, the file saved under another name
                 p = subs / learner / f"{a} (1).ipynb"
-            elif how == "attempt":         # nbgrader zip_collect's documented example naming
+            elif how == "attempt":  # nbgrader zip_collect's documented example naming
                 p = subs / f"{a}_{learner}_attempt_2024-05-01-10-00-00_{a}.ipynb"
-            else:                          # <learner>_<anything>_<notebook>.ipynb
+            else:  # <learner>_<anything>_<notebook>.ipynb
                 p = subs / f"{learner}_upload-3_{a}.ipynb"
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
@@ -558,8 +805,12 @@ def batches(tmp_path_factory) -> dict[str, Batch]:
         if a in VARIANTS:
             put("variant", dumps(filled(release, a, VARIANTS[a])), "renamed", "full")
         for name, (edits, fails, words) in WRONG.get(a, {}).items():
-            put(f"wrong_{name}", dumps(filled(release, a, wrong_answer(a, edits))), "attempt",
-                ("wrong", fails, words))
+            put(
+                f"wrong_{name}",
+                dumps(filled(release, a, wrong_answer(a, edits))),
+                "attempt",
+                ("wrong", fails, words),
+            )
         if a == HOSTILE_IN:
             hows = ["folder", "flat", "attempt", "renamed"]
             for i, (name, (data, expectation)) in enumerate(hostile_cases(a, release).items()):
@@ -586,8 +837,10 @@ def batches(tmp_path_factory) -> dict[str, Batch]:
         result[a] = Batch(a, out, proc, rows, expect, tests, max_points, ids)
     yield result
     if TIMINGS:
-        print("\nautograder batch timings: " + ", ".join(f"{k}: {v:.1f} s"
-                                                         for k, v in TIMINGS.items()))
+        print(
+            "\nautograder batch timings: "
+            + ", ".join(f"{k}: {v:.1f} s" for k, v in TIMINGS.items())
+        )
 
 
 def batch_for(batches, assignment) -> Batch:
@@ -601,6 +854,7 @@ def total(row) -> float:
 
 
 # --- tests ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("assignment", GRADED)
 def test_reference_solution_gets_full_marks(batches, assignment):
@@ -636,7 +890,9 @@ def test_feedback_never_shows_hidden_tests(batches):
             html = b.feedback(learner)
             assert "BEGIN HIDDEN TESTS" not in html, learner
             leaked = [line for line in hidden if line in html]
-            assert not leaked, f"{b.assignment}/{learner}: hidden test lines in feedback: {leaked[:3]}"
+            assert not leaked, (
+                f"{b.assignment}/{learner}: hidden test lines in feedback: {leaked[:3]}"
+            )
 
 
 def hidden_only_lines(assignment: str) -> list[str]:
@@ -652,7 +908,11 @@ def hidden_only_lines(assignment: str) -> list[str]:
                 inside = False
             else:
                 (hidden if inside else visible).add(line.strip())
-    return [l for l in hidden - visible if len(l) > 30 and ("seed=" in l or "assert" in l)]
+    return [
+        line
+        for line in hidden - visible
+        if len(line) > 30 and ("seed=" in line or "assert" in line)
+    ]
 
 
 def hostile(batches) -> Batch:
@@ -672,29 +932,35 @@ def test_bad_and_hostile_submissions_each_get_a_row_a_score_and_a_reason(batches
             continue
         score = total(row)
         want = {"full": full, "zeros": control, "control": control, "nothing": 0.0}.get(
-            expectation if isinstance(expectation, str) else "", None)
+            expectation if isinstance(expectation, str) else "", None
+        )
         if expectation == "forward_only":
             want = b.max_points["test_affine_forward"]
         if expectation == "at_most_zeros" and score > control:
             problems.append(f"{learner}: {score} points, more than the control's {control}")
         if want is not None and score != want:
-            problems.append(f"{learner}: {score} points, expected {want} ({expectation}); "
-                            f"{row['status']}: {row['reason']}")
+            problems.append(
+                f"{learner}: {score} points, expected {want} ({expectation}); "
+                f"{row['status']}: {row['reason']}"
+            )
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("learner,status,words", [
-    ("invalid_json", "invalid", "invalid JSON"),
-    ("empty_file", "invalid", "empty"),
-    ("nbformat_5", "invalid", "nbformat 5"),
-    ("nbformat_3", "graded", "converted from nbformat 3"),
-    ("no_notebook", "missing", "not handed in"),
-    ("deleted_tests", "graded", "missing from the submission; restored"),
-    ("edited_tests", "graded", "locked cell edited; restored"),
-    ("segfault", "partial", "kernel died"),
-    ("infinite_loop", "partial", "time limit"),
-    ("monkeypatch", "graded", "flagged for review"),
-])
+@pytest.mark.parametrize(
+    "learner,status,words",
+    [
+        ("invalid_json", "invalid", "invalid JSON"),
+        ("empty_file", "invalid", "empty"),
+        ("nbformat_5", "invalid", "nbformat 5"),
+        ("nbformat_3", "graded", "converted from nbformat 3"),
+        ("no_notebook", "missing", "not handed in"),
+        ("deleted_tests", "graded", "missing from the submission; restored"),
+        ("edited_tests", "graded", "locked cell edited; restored"),
+        ("segfault", "partial", "kernel died"),
+        ("infinite_loop", "partial", "time limit"),
+        ("monkeypatch", "graded", "flagged for review"),
+    ],
+)
 def test_reasons(batches, learner, status, words):
     row = hostile(batches).row(learner)
     assert row["status"] == status, row
@@ -703,17 +969,27 @@ def test_reasons(batches, learner, status, words):
 
 def test_megabytes_of_printing_are_capped(batches):
     b = hostile(batches)
-    nb = b.out / "autograded" / b.ids["megabytes_of_printing"] / b.assignment / f"{b.assignment}.ipynb"
+    nb = (
+        b.out
+        / "autograded"
+        / b.ids["megabytes_of_printing"]
+        / b.assignment
+        / f"{b.assignment}.ipynb"
+    )
     assert nb.stat().st_size < 1_000_000
     assert "output truncated by the autograder" in nb.read_text()
 
 
 def test_hidden_tests_cannot_be_read_from_the_kernel(batches):
     b = hostile(batches)
-    autograded = (b.out / "autograded" / b.ids["reads_hidden_tests"] / b.assignment /
-                  f"{b.assignment}.ipynb")
-    cell = next(c for c in nbformat.read(autograded, as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("solution") and "glob" in c.source)
+    autograded = (
+        b.out / "autograded" / b.ids["reads_hidden_tests"] / b.assignment / f"{b.assignment}.ipynb"
+    )
+    cell = next(
+        c
+        for c in nbformat.read(autograded, as_version=4).cells
+        if c.metadata.get("nbgrader", {}).get("solution") and "glob" in c.source
+    )
     printed = "".join(o.get("text", "") for o in cell.outputs)
     assert "refused:" in printed or "[" in printed  # the code ran
     assert "BEGIN HIDDEN TESTS" not in printed
@@ -722,19 +998,23 @@ def test_hidden_tests_cannot_be_read_from_the_kernel(batches):
 
 def test_gradebook_has_every_learner_and_matches_export(batches):
     from nbgrader.api import Gradebook
+
     for b in batches.values():
         with Gradebook(f"sqlite:///{b.out / 'gradebook.db'}") as gb:
             students = {s.id for s in gb.students}
             assert set(b.rows) <= students, set(b.rows) - students
             for learner, row in b.rows.items():
                 assert gb.find_submission(b.assignment, learner).score == pytest.approx(
-                    total(row)), learner
-        proc = subprocess.run(["nbgrader", "export", "--to", "export.csv"], cwd=b.out,
-                              capture_output=True, text=True)
+                    total(row)
+                ), learner
+        proc = subprocess.run(
+            ["nbgrader", "export", "--to", "export.csv"], cwd=b.out, capture_output=True, text=True
+        )
         assert proc.returncode == 0, proc.stderr
         with open(b.out / "export.csv", newline="") as f:
-            exported = {r["student_id"]: r for r in csv.DictReader(f)
-                        if r["assignment"] == b.assignment}
+            exported = {
+                r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == b.assignment
+            }
         assert set(exported) == set(b.rows)
         for learner, row in b.rows.items():
             assert float(exported[learner]["score"]) == pytest.approx(total(row)), learner
@@ -754,16 +1034,21 @@ def test_csv_has_a_column_per_test_cell_and_the_summary_is_printed(batches):
 def test_running_again_skips_graded_learners_and_a_timeout_is_a_row(batches, tmp_path):
     b = batch_for(batches, GRADED[0])
     subs = tmp_path / "subs"
-    release = nbformat.read(next((b.out / "submitted" / "reference" / b.assignment).glob(
-        "*.ipynb")), as_version=4)
+    release = nbformat.read(
+        next((b.out / "submitted" / "reference" / b.assignment).glob("*.ipynb")), as_version=4
+    )
     (subs / "reference").mkdir(parents=True)
-    shutil.copy(next((b.out / "submitted" / "reference" / b.assignment).glob("*.ipynb")),
-                subs / "reference" / f"{b.assignment}.ipynb")
+    shutil.copy(
+        next((b.out / "submitted" / "reference" / b.assignment).glob("*.ipynb")),
+        subs / "reference" / f"{b.assignment}.ipynb",
+    )
     # a learner whose every test cell takes all its time: over the wall-clock limit
     sol = [c for c in release.cells if c.metadata.get("nbgrader", {}).get("solution")][0]
-    sol.source += ("\nimport time\n_real_sleep = time.sleep\n"
-                   "def _slow(*a, **k):\n    _real_sleep(3600)\n")
+    sol.source += (
+        "\nimport time\n_real_sleep = time.sleep\ndef _slow(*a, **k):\n    _real_sleep(3600)\n"
+    )
     import re
+
     for c in release.cells:
         if c.metadata.get("nbgrader", {}).get("solution"):
             c.source = re.sub(r"(def forward\(self[^)]*\):)", r"\1\n        _slow()", c.source)
@@ -771,9 +1056,20 @@ def test_running_again_skips_graded_learners_and_a_timeout_is_a_row(batches, tmp
     (subs / "slowpoke" / f"{b.assignment}.ipynb").write_text(nbformat.writes(release))
     before = (b.out / "grades.csv").read_text()
     proc = subprocess.run(
-        [sys.executable, "-m", "autograder", "grade", str(subs), "--assignment", b.assignment,
-         "--out", str(b.out), "--jobs", "2", "--timeout", "12", "--cell-timeout", "5"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        [
+            *grade_command(subs, b.assignment, b.out),
+            "--jobs",
+            "2",
+            "--timeout",
+            "12",
+            "--cell-timeout",
+            "5",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 already graded" in proc.stdout
     rows = read_csv(b.out / "grades.csv")
@@ -783,11 +1079,12 @@ def test_running_again_skips_graded_learners_and_a_timeout_is_a_row(batches, tmp
     # the kernel went with it: no grading kernel is left running
     time.sleep(1)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "autograder/launcher.py" not in ps and "/run/grading/launcher.py" not in ps
+    assert "autograder/kernel/launcher.py" not in ps and "/run/grading/launcher.py" not in ps
 
 
 def read_csv_text(text: str) -> dict[str, dict]:
     import io
+
     return {row["learner"]: row for row in csv.DictReader(io.StringIO(text))}
 
 
@@ -798,22 +1095,25 @@ def test_nbgraders_own_commands_grade_the_same_with_the_course_config(batches, t
     learners = [b.ids[n] for n in ("reference", "monkeypatch", "deleted_tests", "os_exit")]
     for learner in learners:
         shutil.copytree(b.out / "submitted" / learner, tmp_path / "submitted" / learner)
-    (tmp_path / "nbgrader_config.py").write_text(
-        f"load_subconfig({str(REPO / 'autograder' / 'nbgrader_config.py')!r})\n"
-        "c = get_config()\n"
-        f"c.CourseDirectory.root = {str(tmp_path)!r}\n"
-        f"c.CourseDirectory.source_directory = {str(SOLUTIONS)!r}\n"
-        "c.CourseDirectory.release_directory = 'release'\n"
-        f"c.CourseDirectory.db_url = 'sqlite:///{tmp_path}/gradebook.db'\n")
-    for cmd in (["generate_assignment", b.assignment, "--force"], ["autograde", b.assignment],
-                ["generate_feedback", b.assignment], ["export", "--to", "export.csv"]):
-        proc = subprocess.run(["nbgrader", *cmd], cwd=tmp_path, capture_output=True, text=True,
-                              env={k: v for k, v in os.environ.items()
-                                   if k != "AUTOGRADER_ZYGOTE"})
+    config.write_config_file(tmp_path)
+    for cmd in (
+        ["generate_assignment", b.assignment, "--force"],
+        ["autograde", b.assignment],
+        ["generate_feedback", b.assignment],
+        ["export", "--to", "export.csv"],
+    ):
+        proc = subprocess.run(
+            ["nbgrader", *cmd],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in os.environ.items() if k != "AUTOGRADER_ZYGOTE"},
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "export.csv", newline="") as f:
         scores = {r["student_id"]: float(r["score"]) for r in csv.DictReader(f)}
     assert scores == {learner: total(b.rows[learner]) for learner in learners}
-    page = (tmp_path / "feedback" / b.ids["reference"] / b.assignment /
-            f"{b.assignment}.html").read_text()
+    page = (
+        tmp_path / "feedback" / b.ids["reference"] / b.assignment / f"{b.assignment}.html"
+    ).read_text()
     assert "BEGIN HIDDEN TESTS" not in page

@@ -1,6 +1,7 @@
 """The autograder's parts that need no kernel: reading submissions, finding learners,
 and the preprocessors that decide scores and feedback. Fast; the end-to-end tests with
 real nbgrader runs are in test_autograder.py."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,11 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nbgrader.utils import determine_grade  # noqa: E402
+
 from autograder.collect import collect, open_submissions, safe_id  # noqa: E402
 from autograder.notebooks import read_submission  # noqa: E402
 from autograder.preprocessors import GradeOutputs, HideHiddenTests, remove_hidden_tests  # noqa: E402
-from nbgrader.utils import determine_grade  # noqa: E402
 
 NB = "04_affine_layer"
 
@@ -29,31 +31,50 @@ def notebook_bytes(**meta) -> bytes:
 
 # --- reading what was handed in -------------------------------------------------------------
 
-@pytest.mark.parametrize("data,words", [
-    (b"", "empty"),
-    (b"\xff\xfe\x00garbage", "not UTF-8"),
-    (b"{not json", "invalid JSON (Expecting property name"),
-    (b"[1, 2]", "not an object"),
-    (b'{"hello": 1}', "no cells"),
-    (json.dumps({"nbformat": 5, "nbformat_minor": 0, "cells": [], "metadata": {}}).encode(),
-     "nbformat 5"),
-])
+
+@pytest.mark.parametrize(
+    "data,words",
+    [
+        (b"", "empty"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+        (b"{not json", "invalid JSON (Expecting property name"),
+        (b"[1, 2]", "not an object"),
+        (b'{"hello": 1}', "no cells"),
+        (
+            json.dumps({"nbformat": 5, "nbformat_minor": 0, "cells": [], "metadata": {}}).encode(),
+            "nbformat 5",
+        ),
+    ],
+)
 def test_unreadable_files_say_why(data, words):
     s = read_submission(data)
     assert s.nb is None and words in s.error
 
 
 def test_hand_edited_notebook_is_repaired_and_the_repairs_listed():
-    raw = {"nbformat": 4, "nbformat_minor": 5, "metadata": [], "cells": [
-        {"cell_type": "code", "source": ["a = 1\n", "b = 2"], "metadata": {
-            "nbgrader": "broken"}},                                      # no outputs, bad nbgrader
-        {"cell_type": "markdown", "source": "# hi", "metadata": {}, "outputs": []},  # outputs
-        {"cell_type": "heading", "source": "old", "metadata": {}},       # unknown type
-        "not a cell",
-        {"cell_type": "code", "source": "c = 3", "metadata": {"nbgrader": {
-            "grade_id": "x", "grade": True}}, "id": "same", "outputs": [{"junk": 1}]},
-        {"cell_type": "code", "source": "d = 4", "metadata": {}, "id": "same"},  # duplicate id
-    ]}
+    raw = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": [],
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": ["a = 1\n", "b = 2"],
+                "metadata": {"nbgrader": "broken"},
+            },  # no outputs, bad nbgrader
+            {"cell_type": "markdown", "source": "# hi", "metadata": {}, "outputs": []},  # outputs
+            {"cell_type": "heading", "source": "old", "metadata": {}},  # unknown type
+            "not a cell",
+            {
+                "cell_type": "code",
+                "source": "c = 3",
+                "metadata": {"nbgrader": {"grade_id": "x", "grade": True}},
+                "id": "same",
+                "outputs": [{"junk": 1}],
+            },
+            {"cell_type": "code", "source": "d = 4", "metadata": {}, "id": "same"},  # duplicate id
+        ],
+    }
     s = read_submission(json.dumps(raw).encode())
     assert s.error is None, s.error
     assert [c.source for c in s.nb.cells] == ["a = 1\nb = 2", "# hi", "old", "c = 3", "d = 4"]
@@ -65,9 +86,22 @@ def test_hand_edited_notebook_is_repaired_and_the_repairs_listed():
 
 
 def test_old_nbformat_3_is_converted():
-    v4 = new_notebook(cells=[new_code_cell("x = 1", metadata={"nbgrader": {
-        "grade_id": "a", "grade": False, "solution": True, "locked": False,
-        "schema_version": 3}})])
+    v4 = new_notebook(
+        cells=[
+            new_code_cell(
+                "x = 1",
+                metadata={
+                    "nbgrader": {
+                        "grade_id": "a",
+                        "grade": False,
+                        "solution": True,
+                        "locked": False,
+                        "schema_version": 3,
+                    }
+                },
+            )
+        ]
+    )
     v3 = nbformat.writes(nbformat.convert(v4, 3), version=3).encode()
     s = read_submission(v3)
     assert s.error is None and s.nb.nbformat == 4
@@ -77,17 +111,18 @@ def test_old_nbformat_3_is_converted():
 
 # --- finding learners -------------------------------------------------------------------------
 
+
 def test_every_naming_a_platform_uses_is_collected(tmp_path):
     data = notebook_bytes()
     files = {
-        f"ana/{NB}/{NB}.ipynb": data,                                    # nbgrader's layout
+        f"ana/{NB}/{NB}.ipynb": data,  # nbgrader's layout
         f"ana/{NB}/timestamp.txt": b"2024-05-02 09:00:00",
-        f"ben/Homework/my work.ipynb": data,                             # saved under a new name
-        f"hal/{NB} (1).ipynb": data,                                     # renamed by a browser
-        f"ps4_cleo_attempt_2024-05-01-10-00-00_{NB}.ipynb": data,       # nbgrader's example
-        f"ps4_cleo_attempt_2024-05-03-10-00-00_{NB}.ipynb": data,       # a later attempt
-        f"dan_upload-7_{NB}.ipynb": data,                                # <learner>_<x>_<nb>
-        f"eve/notes.txt": b"no notebook here",
+        "ben/Homework/my work.ipynb": data,  # saved under a new name
+        f"hal/{NB} (1).ipynb": data,  # renamed by a browser
+        f"ps4_cleo_attempt_2024-05-01-10-00-00_{NB}.ipynb": data,  # nbgrader's example
+        f"ps4_cleo_attempt_2024-05-03-10-00-00_{NB}.ipynb": data,  # a later attempt
+        f"dan_upload-7_{NB}.ipynb": data,  # <learner>_<x>_<nb>
+        "eve/notes.txt": b"no notebook here",
         "mystery.ipynb": data,
     }
     for name, content in files.items():
@@ -126,10 +161,23 @@ def test_learner_ids_are_safe_folder_names():
 
 # --- scores and feedback -----------------------------------------------------------------------
 
+
 def grade_cell(source="check()", outputs=(), points=2):
-    return new_code_cell(source, outputs=list(outputs), execution_count=7, metadata={
-        "nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "t",
-                     "points": points, "schema_version": 3}})
+    return new_code_cell(
+        source,
+        outputs=list(outputs),
+        execution_count=7,
+        metadata={
+            "nbgrader": {
+                "grade": True,
+                "solution": False,
+                "locked": True,
+                "grade_id": "t",
+                "points": points,
+                "schema_version": 3,
+            }
+        },
+    )
 
 
 def result(value):
@@ -137,8 +185,12 @@ def result(value):
 
 
 def error(msg="AssertionError: wrong", frames=()):
-    return new_output("error", ename="AssertionError", evalue=msg,
-                      traceback=["-----", *frames, f"\x1b[0;31mAssertionError\x1b[0m: {msg}"])
+    return new_output(
+        "error",
+        ename="AssertionError",
+        evalue=msg,
+        traceback=["-----", *frames, f"\x1b[0;31mAssertionError\x1b[0m: {msg}"],
+    )
 
 
 def graded(cell):
@@ -153,17 +205,26 @@ def test_a_result_published_before_an_error_does_not_earn_points():
 
 
 def test_results_from_the_learners_code_do_not_count_and_never_break_grading():
-    assert graded(grade_cell(outputs=[result(1000)])) == 2        # not its own: dropped
+    assert graded(grade_cell(outputs=[result(1000)])) == 2  # not its own: dropped
     assert graded(grade_cell("check()\nscore", outputs=[result(1000), result(1)])) == 1
     assert graded(grade_cell("score", outputs=[result(1000)])) == 2  # clamped, no ValueError
 
 
 def test_feedback_hides_hidden_tests_and_frames_quoting_test_cells():
     source = "check(1)\n### BEGIN HIDDEN TESTS\ncheck(secret=42)\n### END HIDDEN TESTS"
-    cell = grade_cell(source, outputs=[error("FAIL dx: too large by a factor of exactly N", [
-        "\x1b[0;32mCell In[7], line 3\x1b[0m\n----> 3 check(secret=42)",
-        "File backprop/gradcheck.py:120, in assert_ok",
-        "File /work/main/autograder/guard.py:446, in audit"])])
+    cell = grade_cell(
+        source,
+        outputs=[
+            error(
+                "FAIL dx: too large by a factor of exactly N",
+                [
+                    "\x1b[0;32mCell In[7], line 3\x1b[0m\n----> 3 check(secret=42)",
+                    "File backprop/gradcheck.py:120, in assert_ok",
+                    "File /work/main/autograder/kernel/guard.py:446, in audit",
+                ],
+            )
+        ],
+    )
     nb = new_notebook(cells=[cell])
     nb, _ = HideHiddenTests().preprocess(nb, {})
     out = nb.cells[0]

@@ -11,6 +11,7 @@ Run with ``pytest -m slow tests/test_binder.py -s`` to see the install time
 and the environment's size (they are also written to
 test-artifacts/binder-metrics.json).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from conftest import MNIST_FILES, REPO, shared_mnist_dir
+from helpers import MNIST_FILES, REPO, shared_mnist_dir
 
 BINDER = REPO / "binder"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -35,6 +35,7 @@ FIRST_CHAPTERS = ["01_*", "02_*"]
 
 # --- the files themselves (fast) ---------------------------------------------------------
 
+
 def test_runtime_is_python_311_or_newer():
     runtime = (BINDER / "runtime.txt").read_text().strip()
     m = re.fullmatch(r"python-3\.(\d+)", runtime)
@@ -42,11 +43,12 @@ def test_runtime_is_python_311_or_newer():
 
 
 def test_requirements_cover_the_course():
-    lines = [ln.split("#")[0].strip() for ln in (BINDER / "requirements.txt").read_text().splitlines()]
+    lines = [
+        ln.split("#")[0].strip() for ln in (BINDER / "requirements.txt").read_text().splitlines()
+    ]
     lines = [ln for ln in lines if ln]
     names = {re.split(r"[<>=!~\[ ]", ln)[0].lower() for ln in lines}
-    assert {"numpy", "matplotlib", "jupyterlab", "ipywidgets", "nbgrader", "pooch",
-            "tqdm"} <= names
+    assert {"numpy", "matplotlib", "jupyterlab", "ipywidgets", "nbgrader", "pooch", "tqdm"} <= names
     assert "nbgrader==0.9.6" in lines
     assert "-e ." in lines or "." in lines  # the course package, from the repository root
 
@@ -65,6 +67,7 @@ def test_scripts_are_strict_and_executable():
 
 # --- a real build --------------------------------------------------------------------------
 
+
 @dataclass
 class BinderEnv:
     root: Path
@@ -80,28 +83,66 @@ class BinderEnv:
     def data(self) -> Path:
         return self.home / ".backprop-data"
 
-    def run(self, *args: str, cwd: Path | None = None, timeout: float = 600,
-            check: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, cwd: Path | None = None, timeout: float = 600, check: bool = True
+    ) -> subprocess.CompletedProcess:
         """Run a command inside the Binder session: through binder/start, venv first on PATH."""
-        proc = subprocess.run([str(self.repo / "binder" / "start"), *args], cwd=cwd or self.repo,
-                              env=self.env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [str(self.repo / "binder" / "start"), *args],
+            cwd=cwd or self.repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
-            pytest.fail(f"{' '.join(args)} failed ({proc.returncode}):\n"
-                        f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+            pytest.fail(
+                f"{' '.join(args)} failed ({proc.returncode}):\n"
+                f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+            )
         return proc
 
 
 def _copy_repo(dst: Path) -> None:
-    shutil.copytree(REPO, dst, ignore=shutil.ignore_patterns(
-        ".git", "test-artifacts", ".hypothesis", ".pytest_cache", "__pycache__", "*.egg-info",
-        ".benchmarks", ".venv", "gradebook.db", "*.npz", "*-ubyte*", ".ipynb_checkpoints"))
+    shutil.copytree(
+        REPO,
+        dst,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            "test-artifacts",
+            ".hypothesis",
+            ".pytest_cache",
+            "__pycache__",
+            "*.egg-info",
+            ".benchmarks",
+            ".venv",
+            "gradebook.db",
+            "*.npz",
+            "*-ubyte*",
+            ".ipynb_checkpoints",
+        ),
+    )
 
 
 def _session_env(home: Path, venv: Path) -> dict[str, str]:
     """The environment of a Binder session: nothing of this machine's Python set-up."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "JUPYTER", "NBGRADER", "VIRTUAL_ENV", "CONDA",
-                                "BACKPROP", "IPYTHON", "MPLBACKEND", "PYTEST"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            (
+                "PYTHON",
+                "JUPYTER",
+                "NBGRADER",
+                "VIRTUAL_ENV",
+                "CONDA",
+                "BACKPROP",
+                "IPYTHON",
+                "MPLBACKEND",
+                "PYTEST",
+            )
+        )
+    }
     env["HOME"] = str(home)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     env["VIRTUAL_ENV"] = str(venv)
@@ -111,12 +152,12 @@ def _session_env(home: Path, venv: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def binder(tmp_path_factory) -> BinderEnv:
-    if sys.version_info < (3, 11):
-        pytest.skip("binder/runtime.txt asks for Python 3.11; this Python is older")
     mnist = shared_mnist_dir()
     if mnist is None:
-        pytest.skip("the MNIST files are not here (set BACKPROP_MNIST_DIR or put them in "
-                    "../shared/mnist); postBuild would have to download them")
+        pytest.skip(
+            "the MNIST files are not here (set BACKPROP_MNIST_DIR or put them in "
+            "../shared/mnist); postBuild would have to download them"
+        )
     root = tmp_path_factory.mktemp("binder")
     repo, home, venv = root / "repo", root / "home", root / "venv"
     _copy_repo(repo)
@@ -132,25 +173,43 @@ def binder(tmp_path_factory) -> BinderEnv:
     # pip keeps this machine's HOME: its configuration and download cache live there.
     pip_env = dict(env, HOME=os.environ.get("HOME", str(home)))
     t0 = time.perf_counter()
-    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install",
-                           "--disable-pip-version-check", "-q", "-r", "binder/requirements.txt"],
-                          cwd=repo, env=pip_env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+            "binder/requirements.txt",
+        ],
+        cwd=repo,
+        env=pip_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     install_seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         pytest.fail(f"pip install -r binder/requirements.txt failed:\n{proc.stderr[-5000:]}")
 
     t0 = time.perf_counter()
-    proc = subprocess.run(["bash", "binder/postBuild"], cwd=repo, env=env, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", "binder/postBuild"], cwd=repo, env=env, capture_output=True, text=True, timeout=900
+    )
     postbuild_seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         pytest.fail(f"binder/postBuild failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
 
     du = subprocess.run(["du", "-sm", str(venv)], capture_output=True, text=True, check=True)
     venv_mb = int(du.stdout.split()[0])
-    metrics = {"pip_install_seconds": round(install_seconds, 1),
-               "postbuild_seconds": round(postbuild_seconds, 1), "venv_mb": venv_mb,
-               "python": sys.version.split()[0]}
+    metrics = {
+        "pip_install_seconds": round(install_seconds, 1),
+        "postbuild_seconds": round(postbuild_seconds, 1),
+        "venv_mb": venv_mb,
+        "python": sys.version.split()[0],
+    }
     sys.__stdout__.write(f"\n[binder] {json.dumps(metrics)}\n")
     artifacts = REPO / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
@@ -163,8 +222,10 @@ def test_install_and_postbuild(binder, record_property):
     record_property("pip_install_seconds", round(binder.install_seconds, 1))
     record_property("postbuild_seconds", round(binder.postbuild_seconds, 1))
     record_property("venv_mb", binder.venv_mb)
-    probe = ("import backprop, ipywidgets, matplotlib, nbgrader, pooch, tqdm, sys; "
-             "print(backprop.__file__); print(sys.prefix); print(nbgrader.__version__)")
+    probe = (
+        "import backprop, ipywidgets, matplotlib, nbgrader, pooch, tqdm, sys; "
+        "print(backprop.__file__); print(sys.prefix); print(nbgrader.__version__)"
+    )
     out = binder.run("python", "-c", probe).stdout.split()
     assert Path(out[0]).resolve().is_relative_to(binder.repo.resolve())  # the course package
     assert Path(out[1]).resolve() == binder.venv.resolve()
@@ -176,9 +237,11 @@ def test_install_and_postbuild(binder, record_property):
 @pytest.mark.slow
 def test_start_points_backprop_data_at_the_image_copy(binder):
     # The mirrors point nowhere: the data must come from the image, not the network.
-    code = ("import os; from backprop.data import load_mnist; "
-            "(x, _), (xt, _) = load_mnist(mirrors=['http://127.0.0.1:9/']); "
-            "print(os.environ['BACKPROP_DATA'], x.shape[0], xt.shape[0])")
+    code = (
+        "import os; from backprop.data import load_mnist; "
+        "(x, _), (xt, _) = load_mnist(mirrors=['http://127.0.0.1:9/']); "
+        "print(os.environ['BACKPROP_DATA'], x.shape[0], xt.shape[0])"
+    )
     data_dir, n_train, n_test = binder.run("python", "-c", code).stdout.split()
     assert Path(data_dir) == binder.data
     assert (n_train, n_test) == ("60000", "10000")
@@ -198,25 +261,49 @@ def test_nbgrader_is_in_learner_mode(binder):
     proc = binder.run("jupyter", "server", "extension", "list")
     server = ANSI.sub("", proc.stdout + proc.stderr)
     state = dict(re.findall(r"(nbgrader\.server_extensions\.\w+) (enabled|disabled)", server))
-    assert state == {"nbgrader.server_extensions.formgrader": "disabled",
-                     "nbgrader.server_extensions.course_list": "disabled",
-                     "nbgrader.server_extensions.assignment_list": "disabled",
-                     "nbgrader.server_extensions.validate_assignment": "enabled"}, server
+    assert state == {
+        "nbgrader.server_extensions.formgrader": "disabled",
+        "nbgrader.server_extensions.course_list": "disabled",
+        "nbgrader.server_extensions.assignment_list": "disabled",
+        "nbgrader.server_extensions.validate_assignment": "enabled",
+    }, server
 
 
 def _notebook(cells: list[str]) -> dict:
-    return {"cells": [{"cell_type": "code", "metadata": {}, "execution_count": None,
-                       "outputs": [], "source": c} for c in cells],
-            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                        "language": "python"}},
-            "nbformat": 4, "nbformat_minor": 5}
+    return {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": c,
+            }
+            for c in cells
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 def _execute(binder: BinderEnv, nb: Path, out_dir: Path, timeout: int = 600) -> dict:
     t0 = time.perf_counter()
-    binder.run("jupyter", "nbconvert", "--to", "notebook", "--execute",
-               f"--ExecutePreprocessor.timeout={timeout}", "--output-dir", str(out_dir),
-               str(nb), cwd=nb.parent, timeout=timeout + 120)
+    binder.run(
+        "jupyter",
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        f"--ExecutePreprocessor.timeout={timeout}",
+        "--output-dir",
+        str(out_dir),
+        str(nb),
+        cwd=nb.parent,
+        timeout=timeout + 120,
+    )
     sys.__stdout__.write(f"\n[binder] executed {nb.name} in {time.perf_counter() - t0:.1f} s\n")
     return json.loads((out_dir / nb.name).read_text())
 
@@ -224,12 +311,18 @@ def _execute(binder: BinderEnv, nb: Path, out_dir: Path, timeout: int = 600) -> 
 @pytest.mark.slow
 def test_kernel_runs_in_the_binder_environment(binder, tmp_path):
     nb = tmp_path / "probe.ipynb"
-    nb.write_text(json.dumps(_notebook([
-        "import os, sys\nprint(sys.prefix)\nprint(os.environ['BACKPROP_DATA'])",
-        "from backprop.widgets import graph_explorer\n"
-        "ex = graph_explorer('apple')\nex.sliders['apple_num'].value = 3\n"
-        "assert 'd tax = 300' in ex.table.value\nex",
-    ])))
+    nb.write_text(
+        json.dumps(
+            _notebook(
+                [
+                    "import os, sys\nprint(sys.prefix)\nprint(os.environ['BACKPROP_DATA'])",
+                    "from backprop.widgets import graph_explorer\n"
+                    "ex = graph_explorer('apple')\nex.sliders['apple_num'].value = 3\n"
+                    "assert 'd tax = 300' in ex.table.value\nex",
+                ]
+            )
+        )
+    )
     done = _execute(binder, nb, tmp_path / "out")
     text = "".join("".join(o.get("text", "")) for o in done["cells"][0]["outputs"])
     prefix, data_dir = text.split()
@@ -247,6 +340,10 @@ def test_first_notebooks_execute(binder, tmp_path, chapter):
         pytest.skip(f"no notebook solutions/{chapter}/*.ipynb yet")
     for nb in notebooks:
         done = _execute(binder, nb, tmp_path / nb.parent.name)
-        errors = [o for c in done["cells"] for o in c.get("outputs", [])
-                  if o.get("output_type") == "error"]
+        errors = [
+            o
+            for c in done["cells"]
+            for o in c.get("outputs", [])
+            if o.get("output_type") == "error"
+        ]
         assert not errors, f"{nb.name}: {errors[0]['ename']}: {errors[0]['evalue']}"

@@ -10,6 +10,7 @@ Screenshots go to test-artifacts/ (git-ignored). Run with::
 
     pytest -m browser tests/test_browser.py
 """
+
 from __future__ import annotations
 
 import json
@@ -25,17 +26,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from conftest import MNIST_FILES, REPO, shared_mnist_dir
+from helpers import MNIST_FILES, REPO, shared_mnist_dir
 from helpers import free_port as _free_port
 from helpers import stop_group as _stop
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 ARTIFACTS = REPO / "test-artifacts"
 VIEWPORT = {"width": 1400, "height": 1000}
 
@@ -43,8 +49,8 @@ NB_GRAPHS = "solutions/01_computational_graphs/01_computational_graphs.ipynb"
 NB_GRAPHS_LEARNER = "course/01_computational_graphs/01_computational_graphs.ipynb"
 NB_TRAINING = "solutions/07_training_mnist/07_training_mnist.ipynb"
 
-KERNEL_START = 180_000   # ms: a loaded 2-core machine can take a while
-RUN_CELLS = 600_000      # ms
+KERNEL_START = 180_000  # ms: a loaded 2-core machine can take a while
+RUN_CELLS = 600_000  # ms
 
 
 @dataclass
@@ -76,8 +82,11 @@ def lab(tmp_path_factory) -> Lab:
     root, home, data = base / "root", base / "home", base / "data"
     for name in ("solutions", "course", "autograder"):
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns(
-                "__pycache__", ".ipynb_checkpoints"))
+            shutil.copytree(
+                REPO / name,
+                root / name,
+                ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"),
+            )
     root.mkdir(exist_ok=True)
     shutil.copyfile(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
     data.mkdir()
@@ -89,28 +98,44 @@ def lab(tmp_path_factory) -> Lab:
     settings = home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
 
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("JUPYTER", "NBGRADER", "PYTHONPATH", "BACKPROP", "MPLBACKEND"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JUPYTER", "NBGRADER", "PYTHONPATH", "BACKPROP", "MPLBACKEND"))
+    }
     env.update(HOME=str(home), BACKPROP_DATA=str(data), PYTHONPATH=str(REPO / "lib"))
     port = _free_port()
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--ServerApp.token=",
-           "--ServerApp.password=", f"--ServerApp.root_dir={root}",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     log = base / "jupyter.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+                pytest.fail(
+                    f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(url + "/api/status", timeout=2):
                     break
@@ -124,7 +149,7 @@ def lab(tmp_path_factory) -> Lab:
 
 
 @pytest.fixture(scope="module")  # closed with this module: an open sync_playwright keeps
-def browser():                    # an asyncio loop running, which breaks later sync APIs
+def browser():  # an asyncio loop running, which breaks later sync APIs
     sync_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -166,7 +191,8 @@ def open_notebook(page, lab: Lab, notebook: str) -> None:
     page.goto(f"{lab.url}/lab/tree/{notebook}?reset")
     page.locator(".jp-NotebookPanel").first.wait_for(timeout=KERNEL_START)
     expect(page.locator("#jp-main-statusbar")).to_contain_text(
-        re.compile(r"\|\s*Idle"), timeout=KERNEL_START)
+        re.compile(r"\|\s*Idle"), timeout=KERNEL_START
+    )
 
 
 def run_all(page) -> None:
@@ -176,8 +202,11 @@ def run_all(page) -> None:
 
 def wait_drawn(page, image, timeout: float = 60_000) -> None:
     """Wait until an <img> shows a decoded picture of real size."""
-    page.wait_for_function("img => img.complete && img.naturalWidth > 500",
-                           arg=image.element_handle(timeout=timeout), timeout=timeout)
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 500",
+        arg=image.element_handle(timeout=timeout),
+        timeout=timeout,
+    )
 
 
 def test_graph_explorer_slider_updates_gradient(page, lab):
@@ -204,10 +233,10 @@ def test_graph_explorer_slider_updates_gradient(page, lab):
     page.keyboard.press("Control+A")
     page.keyboard.type("3")
     page.keyboard.press("Enter")
-    expect(table).to_contain_text("d tax = 300", timeout=60_000)   # 3 apples at 100
+    expect(table).to_contain_text("d tax = 300", timeout=60_000)  # 3 apples at 100
     expect(table).to_contain_text("d apple = 3.3")
     expect(table).to_contain_text("price = 330")
-    expect(image).not_to_have_attribute("src", before or "")        # the drawing was redrawn
+    expect(image).not_to_have_attribute("src", before or "")  # the drawing was redrawn
 
     # and with the keyboard on the slider itself
     explorer.locator(".bp-slider-apple_num .noUi-handle").focus()
@@ -222,12 +251,19 @@ def make_learner_version(lab: Lab, source: str, release: str) -> None:
     the course does: nbgrader generate_assignment with the course's configuration."""
     need(lab, source)
     assignment = Path(source).parent.name
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment,
-                           "--force"], cwd=lab.root, env=lab.env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
+        cwd=lab.root,
+        env=lab.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode != 0 or not (lab.root / release).is_file():
-        pytest.skip(f"{release} does not exist yet and nbgrader generate_assignment could not "
-                    f"make it:\n{proc.stderr[-2000:]}")
+        pytest.skip(
+            f"{release} does not exist yet and nbgrader generate_assignment could not "
+            f"make it:\n{proc.stderr[-2000:]}"
+        )
 
 
 def test_validate_reports_failing_tests(page, lab):
@@ -259,8 +295,9 @@ def test_live_training_view_renders(page, lab):
 
     need(lab, NB_TRAINING)
     if not lab.has_mnist:
-        pytest.skip("the MNIST files are not here (set BACKPROP_MNIST_DIR or put them in "
-                    "../shared/mnist)")
+        pytest.skip(
+            "the MNIST files are not here (set BACKPROP_MNIST_DIR or put them in ../shared/mnist)"
+        )
     open_notebook(page, lab, NB_TRAINING)
     run_all(page)
     view = page.locator(".bp-live-training")
@@ -275,7 +312,10 @@ def test_live_training_view_renders(page, lab):
         """([el, first]) => {
             const m = el.textContent.match(/step ([\\d,]+) \\//);
             return m !== null && parseInt(m[1].replace(/,/g, ""), 10) > first;
-        }""", arg=[status.element_handle(), first_step], timeout=RUN_CELLS)
+        }""",
+        arg=[status.element_handle(), first_step],
+        timeout=RUN_CELLS,
+    )
     assert step_shown(status) > first_step
     expect(status).to_contain_text("test accuracy")
     wait_drawn(page, image)

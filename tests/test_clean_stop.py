@@ -1,6 +1,7 @@
 """A batch stopped by SIGTERM or by Ctrl-C (SIGINT to its process group) ends within a few
 seconds, leaves no grading process, kernel or temporary folder behind, and the same command
 run again goes on where it stopped (learners already graded are skipped)."""
+
 from __future__ import annotations
 
 import csv
@@ -13,21 +14,31 @@ import time
 from pathlib import Path
 
 import pytest
+from test_jail import REPO, A, answered, jails_from, release_notebook, solution_sources
 
-from test_jail import A, REPO, answered, jails_from, release_notebook, solution_sources
+from autograder.__main__ import command as grade_command
 
 LEARNERS = 6
 SLOW = "import time\ntime.sleep(4)  # a slow answer: the batch is stopped while kernels run"
 
 
 def _cmd(subs: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "autograder", "grade", str(subs), "--assignment", A,
-            "--out", str(out), "--jobs", "2", "--timeout", "120", "--cell-timeout", "30",
-            "--memory-mb", "1024"]
+    return [
+        *grade_command(subs, A, out),
+        "--jobs",
+        "2",
+        "--timeout",
+        "120",
+        "--cell-timeout",
+        "30",
+        "--memory-mb",
+        "1024",
+    ]
 
 
 def _cmdline(p) -> list[str]:
     import psutil
+
     try:
         return p.cmdline()
     except psutil.Error:
@@ -36,6 +47,7 @@ def _cmdline(p) -> list[str]:
 
 def _alive(procs) -> list:
     import psutil
+
     left = []
     for p in procs:
         try:
@@ -50,6 +62,7 @@ def _alive(procs) -> list:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stopped_batch_stops_at_once_leaves_nothing_and_resumes(tmp_path, sig):
     import psutil
+
     release = release_notebook(tmp_path)
     subs, out, tmpdir = tmp_path / "subs", tmp_path / "out", tmp_path / "tmpdir"
     tmpdir.mkdir()
@@ -60,8 +73,9 @@ def test_a_stopped_batch_stops_at_once_leaves_nothing_and_resumes(tmp_path, sig)
         p.write_bytes(data)
     env = {**os.environ, "TMPDIR": str(tmpdir), "OPENBLAS_NUM_THREADS": "1"}
     log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(_cmd(subs, out), cwd=REPO, env=env, stdout=log, stderr=log,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _cmd(subs, out), cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
+    )
     batch = psutil.Process(proc.pid)
     records = out / ".autograder" / "records" / A
     seen: dict[int, psutil.Process] = {}
@@ -109,8 +123,9 @@ def test_a_stopped_batch_stops_at_once_leaves_nothing_and_resumes(tmp_path, sig)
 
     graded_before = len(list(records.glob("*.json")))
     assert 1 <= graded_before < LEARNERS
-    again = subprocess.run(_cmd(subs, out), cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=600)
+    again = subprocess.run(
+        _cmd(subs, out), cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert f"{graded_before} already graded" in again.stdout, again.stdout
     with open(out / "grades.csv", newline="") as f:
@@ -122,21 +137,47 @@ def test_a_stopped_batch_stops_at_once_leaves_nothing_and_resumes(tmp_path, sig)
 
 @pytest.mark.parametrize("wait", [0.0, 2.0], ids=["while bwrap sets up", "once running"])
 def test_stopping_a_grading_child_ends_the_jails_below_it(tmp_path, wait):
-    """What a worker does to its grading child on SIGTERM or a timeout (batch._kill_tree):
+    """What a worker does to its grading child on SIGTERM or a timeout (processes.kill_tree):
     the child, its bwraps and the jailed processes all end, also a sandbox caught while
     bwrap still sets it up (its parent-death signal is not armed yet: it would live on)."""
     import psutil
 
-    from autograder import batch, jail
+    from autograder import processes
+    from autograder.kernel import jail
+
     if jail.status()[0] is None:
         pytest.skip(f"no working bubblewrap here: {jail.status()[1]}")
     marker = tmp_path / "stage"
     marker.mkdir()
-    sandbox = [jail.status()[0], "--unshare-all", "--die-with-parent", "--as-pid-1",
-               "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib",
-               "/lib", "--symlink", "usr/lib64", "/lib64", "--ro-bind", str(marker), "/stage",
-               "--", "/usr/bin/sleep", "300"]
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    sandbox = [
+        jail.status()[0],
+        "--unshare-all",
+        "--die-with-parent",
+        "--as-pid-1",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--ro-bind",
+        str(marker),
+        "/stage",
+        "--",
+        "/usr/bin/sleep",
+        "300",
+    ]
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import os, subprocess, sys, threading, time
         os.setsid()
         def start():  # from a second thread, each in a session of its own, as kernels are
@@ -146,7 +187,11 @@ def test_stopping_a_grading_child_ends_the_jails_below_it(tmp_path, wait):
             time.sleep(300)
         threading.Thread(target=start).start()
         time.sleep(300)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout.readline().strip() == "started"
     if wait:
         deadline = time.monotonic() + 20
@@ -154,7 +199,7 @@ def test_stopping_a_grading_child_ends_the_jails_below_it(tmp_path, wait):
             time.sleep(0.1)
         assert len(jails_from(marker)) == 3
     below = psutil.Process(child.pid).children(recursive=True)
-    batch._kill_tree(child.pid)
+    processes.kill_tree(child.pid)
     child.wait(10)
     deadline = time.monotonic() + 5
     while (jails_from(marker) or _alive(below)) and time.monotonic() < deadline:

@@ -5,6 +5,7 @@ a JupyterLab on 127.0.0.1 reads them through JUPYTER_CONFIG_PATH; Debian's Chrom
 an untouched course notebook, waits for its kernel, and the tab must not be marked as
 changed; nbgrader's Validate button is there, its menu and Create Assignment panel are not.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from backprop import jupyter
 from helpers import free_port, stop_group, wait_for_http
 
@@ -29,16 +29,21 @@ def test_learner_and_instructor_modes_write_what_jupyter_reads(tmp_path):
     jupyter.configure(tmp_path)
     page = tmp_path / "etc/jupyter/labconfig/page_config.json"
     server = tmp_path / "etc/jupyter/jupyter_server_config.json"
-    assert all(json.loads(page.read_text())["disabledExtensions"][p]
-               for p in jupyter.INSTRUCTOR_PLUGINS)
+    assert all(
+        json.loads(page.read_text())["disabledExtensions"][p] for p in jupyter.INSTRUCTOR_PLUGINS
+    )
     extensions = json.loads(server.read_text())["ServerApp"]["jpserver_extensions"]
-    assert extensions == {**{e: False for e in jupyter.INSTRUCTOR_SERVER_EXTENSIONS},
-                          jupyter.VALIDATE: True}
+    assert extensions == {
+        **{e: False for e in jupyter.INSTRUCTOR_SERVER_EXTENSIONS},
+        jupyter.VALIDATE: True,
+    }
     jupyter.configure(tmp_path, instructor=True)
     assert not any(json.loads(page.read_text())["disabledExtensions"].values())
     assert all(json.loads(server.read_text())["ServerApp"]["jpserver_extensions"].values())
-    assert json.loads(server.read_text())["ServerApp"]["contents_manager_class"] == \
-        "backprop.jupyter.CourseContentsManager"
+    assert (
+        json.loads(server.read_text())["ServerApp"]["contents_manager_class"]
+        == "backprop.jupyter.CourseContentsManager"
+    )
 
 
 def test_kernel_metadata_is_what_ipykernel_reports():
@@ -58,18 +63,29 @@ def test_untouched_notebook_is_not_changed_and_only_validate_is_shown(tmp_path):
     settings = home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "NBGRADER"))}
     env.update(HOME=str(home), JUPYTER_CONFIG_PATH=str(prefix / "etc/jupyter"))
     port = free_port()
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--ServerApp.token=",
-           "--ServerApp.password=", f"--ServerApp.root_dir={root}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={root}",
+    ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     with open(tmp_path / "jupyter.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(url + "/api/status", proc)
@@ -78,8 +94,9 @@ def test_untouched_notebook_is_not_changed_and_only_validate_is_shown(tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(url + "/lab/tree/nb.ipynb")
             page.wait_for_selector(".jp-Notebook", timeout=180_000)
-            page.wait_for_function("() => document.body.innerText.includes('Idle')",
-                                   timeout=180_000)
+            page.wait_for_function(
+                "() => document.body.innerText.includes('Idle')", timeout=180_000
+            )
             time.sleep(3)  # the kernel's metadata arrives after it is idle
             artifacts = REPO / "test-artifacts"
             artifacts.mkdir(exist_ok=True)

@@ -1,9 +1,9 @@
 """The course notebooks: solutions run clean, learner versions fail until answered,
 and course/ is exactly what nbgrader generates from solutions/."""
+
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -33,22 +33,28 @@ def course_env(mnist_dir, monkeypatch):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_runs_with_every_test_passing(assignment, course_env, tmp_path):
     path = _notebook(SOLUTIONS, assignment)
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     seconds = time.perf_counter() - start
-    errors = [c for c in nb.cells if c.cell_type == "code"
-              and any(o.output_type == "error" for o in c.get("outputs", []))]
+    errors = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and any(o.output_type == "error" for o in c.get("outputs", []))
+    ]
     assert not errors  # NotebookClient raises on the first error; this guards allow_errors
     graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
     assert graded, "a course notebook without graded tests"
     print(f"{assignment}: executed in {seconds:.1f} s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_unanswered_course_notebook_fails_every_test(assignment, course_env, tmp_path):
     """nbgrader's validator, inverted: no graded cell may pass without answers."""
@@ -65,26 +71,45 @@ def _generate(root: Path) -> None:
     """Run nbgrader generate_assignment for every assignment into root/course."""
     for assignment in ASSIGNMENTS:
         subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
-             f"--CourseDirectory.root={root}", f"--CourseDirectory.db_url=sqlite:///{root}/gb.db",
-             "--log-level=WARN"],
-            cwd=REPO, check=True, capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "nbgrader",
+                "generate_assignment",
+                assignment,
+                "--force",
+                f"--CourseDirectory.root={root}",
+                f"--CourseDirectory.db_url=sqlite:///{root}/gb.db",
+                "--log-level=WARN",
+            ],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
 
+@pytest.mark.slow
 def test_course_is_exactly_what_nbgrader_generates(tmp_path):
     (tmp_path / "solutions").symlink_to(SOLUTIONS, target_is_directory=True)
     _generate(tmp_path)
-    generated = sorted(p.relative_to(tmp_path / "course")
-                       for p in (tmp_path / "course").rglob("*") if p.is_file())
-    committed = sorted(p.relative_to(COURSE) for p in COURSE.rglob("*")
-                       if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    generated = sorted(
+        p.relative_to(tmp_path / "course") for p in (tmp_path / "course").rglob("*") if p.is_file()
+    )
+    committed = sorted(
+        p.relative_to(COURSE)
+        for p in COURSE.rglob("*")
+        if p.is_file() and ".ipynb_checkpoints" not in p.parts
+    )
     assert committed == generated, "course/ has other files than nbgrader generates"
     for rel in generated:
         ours, theirs = (COURSE / rel).read_bytes(), (tmp_path / "course" / rel).read_bytes()
         if rel.suffix == ".ipynb":
             ours, theirs = json.loads(ours), json.loads(theirs)
-        assert ours == theirs, (f"course/{rel} differs from what nbgrader generates: run the "
-                                "regeneration command in the README")
+        assert ours == theirs, (
+            f"course/{rel} differs from what nbgrader generates: run the "
+            "regeneration command in the README"
+        )
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))

@@ -284,6 +284,29 @@ def test_graded_class_report_counts_what_was_planted(graded):
 
 
 @pytest.mark.slow
+def test_the_gradebook_keeps_the_named_mistakes_in_the_answer_cells_comments(graded):
+    """mistakes.csv and the gradebook say the same: the answer cell that defines what a check
+    named a mistake in carries it in its auto comment (formgrader shows it)."""
+    from nbgrader.api import Gradebook
+
+    from autograder import config
+
+    named: dict[str, set[tuple[str, str]]] = {}
+    with open(graded / "mistakes.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["mistake"] and not row["check"].startswith("the test cell"):
+                named.setdefault(row["student_id"], set()).add((row["check"], row["mistake"]))
+    assert named
+    with Gradebook(config.sqlite_url(graded / "gradebook.db"), config.course_id()) as gb:
+        for sid, found in named.items():
+            snb = gb.find_submission_notebook(rc.ASSIGNMENT, rc.ASSIGNMENT, sid)
+            text = "\n".join(c.auto_comment or "" for c in snb.comments)
+            assert "Mistakes named by the checks" in text, sid
+            for check, key in found:
+                assert check in text and key in text, (sid, check, key, text)
+
+
+@pytest.mark.slow
 def test_regrading_leaves_counts_and_force_rebuilds(graded, tmp_path):
     submissions = graded.parent / graded.name.replace("results", "submissions")
     before = report.summarise(graded)[0]
