@@ -100,6 +100,15 @@ def as_floats(value: Any) -> np.ndarray | None:
         return None
 
 
+def as_number(value: Any) -> float | None:
+    """A decoded value as one float, or None if it is not exactly one number (a list, a
+    bool, text, an exception the learner's code raised)."""
+    if isinstance(value, (bool, list)):
+        return None
+    arr = as_floats(value)
+    return float(arr) if arr is not None and arr.size == 1 else None
+
+
 def _to_json(value: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise ChannelError("nested too deeply")

@@ -13,20 +13,9 @@ import numpy as np
 
 from .. import multilayer
 from ..gradcheck import Check, LayerReport
-from .channel import Raised, as_floats, snapshot
+from .channel import Raised, as_floats, as_number, snapshot
 from .core import define
 from .running import call, raised_check
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, (bool, str, list, dict, Raised)):
-        return None
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    return float(arr) if arr.size == 1 else None
-
 
 _arr = as_floats
 
@@ -66,7 +55,7 @@ def _std_verify(inp: dict, obs: dict) -> LayerReport:
             if isinstance(value, Raised):
                 check = raised_check(name, f"init_std({n}, {kind!r})", value)
                 break
-            v, want = _num(value), np.sqrt(c / n)
+            v, want = as_number(value), np.sqrt(c / n)
             if v is not None and np.isclose(v, want, rtol=1e-6):
                 continue
             named = {
@@ -104,7 +93,7 @@ def _std_verify(inp: dict, obs: dict) -> LayerReport:
     if isinstance(fixed, Raised):
         report.add(raised_check("number", "init_std with a number", fixed))
     else:
-        v = _num(fixed)
+        v = as_number(fixed)
         report.add(
             Check("number", True, "a number is used as the std itself")
             if v is not None and np.isclose(v, inp["fixed"])

@@ -13,9 +13,9 @@ import numpy as np
 
 from .. import multilayer
 from ..gradcheck import Check, LayerReport, diagnose, numerical_gradient
-from .channel import Raised, snapshot
+from .channel import Raised, as_number, snapshot
 from .core import define
-from .deep import _arr, _num
+from .deep import _arr
 from .running import call, raised_check
 
 _ACT = {
@@ -51,10 +51,21 @@ def _net_inputs(
     }
 
 
-def _delta(shape: tuple[int, ...], step: float, phase: float = 0.0) -> np.ndarray:
-    """The in-place change made to each parameter before each batch."""
+def _delta(shape: tuple[int, ...], step: float, phase: float = 0.0, last_bias: bool = False):
+    """The in-place change made to each parameter before each batch. The output layer's
+    bias also pushes its first score well below 0, whatever the learner's initial weights:
+    an activation wrongly applied to the output (ReLU, sigmoid) then always shows."""
     n = int(np.prod(shape))
-    return step * np.cos(np.arange(n, dtype=np.float64) * 1.7 + 0.5 + phase).reshape(shape)
+    d = step * np.cos(np.arange(n, dtype=np.float64) * 1.7 + 0.5 + phase).reshape(shape)
+    if last_bias and phase == 0.0 and d.ndim == 1 and d.size:
+        d[0] -= 8.0
+    return d
+
+
+def _moved(name: str, value: Any, inp: dict, phase: float = 0.0) -> np.ndarray:
+    """_delta for the parameter called name (``b<L>`` is the output layer's bias)."""
+    last = name == f"b{len(inp['sizes']) - 1}"
+    return _delta(np.shape(value), inp["step"], phase, last_bias=last)
 
 
 def _net_collect(target: Any, inp: dict) -> dict:
@@ -83,7 +94,7 @@ def _net_collect(target: Any, inp: dict) -> dict:
         # ReLU input sits exactly on the kink where numerical gradients are meaningless
         try:
             for k in list(net.params):
-                net.params[k] += _delta(np.shape(net.params[k]), inp["step"], phase)
+                net.params[k] += _moved(k, net.params[k], inp, phase)
         except Exception as exc:  # noqa: BLE001
             obs["update_error"] = f"{type(exc).__name__}: {exc}"[:300]
             return False
@@ -235,7 +246,7 @@ def _loss_check(
 ) -> Check:
     """loss(x, t) after the in-place update, against the plain-numpy forward pass."""
     want = _forward_loss(params, x, t, act, layers)
-    v = _num(loss)
+    v = as_number(loss)
     if isinstance(loss, Raised):
         return raised_check("loss", "loss(x, t)", loss)
     if v is not None and np.isclose(v, want, rtol=1e-7):
@@ -266,7 +277,7 @@ def _second_call_check(
     inp: dict, obs: dict, params: dict, act: str, layers: int, first_ok: bool
 ) -> Check:
     """gradient on a second batch after another in-place update of params."""
-    moved = {k: v + _delta(v.shape, inp["step"], 1.0) for k, v in params.items()}
+    moved = {k: v + _moved(k, v, inp, 1.0) for k, v in params.items()}
     x2, t2 = np.asarray(inp["x2"], dtype=np.float64), np.asarray(inp["t2"])
     second = _judge_grads(
         "second call",
@@ -316,7 +327,7 @@ def _net_verify(inp: dict, obs: dict) -> LayerReport:
     report.add(
         problem or Check("params", True, f"W1..W{layers}, b1..b{layers} with the right shapes")
     )
-    params = {k: v + _delta(v.shape, inp["step"]) for k, v in initial.items()}
+    params = {k: v + _moved(k, v, inp) for k, v in initial.items()}
     report.add(_judge_init(inp, obs))
     if problem:
         for name in ("loss", "gradient", "second call"):

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import gradcheck
 from ..gradcheck import Check, LayerReport, diagnose
-from .channel import Raised, as_floats, snapshot
+from .channel import Raised, as_floats, as_number, snapshot
 from .core import define
 from .running import call, raised_check
 
@@ -42,17 +42,6 @@ def _central(c: Any, x: Any, h: float) -> Any:
 def _forward_diff(c: Any, x: Any, h: float) -> Any:
     c = np.asarray(c, dtype=np.float64)
     return (_elementwise(c, x + h) - _elementwise(c, x)) / h
-
-
-def _number(value: Any) -> float | None:
-    """A float from what the learner returned, or None if it is not one number."""
-    if isinstance(value, (list, dict, str, Raised)) or value is None:
-        return None
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    return float(arr) if arr.size == 1 else None
 
 
 def _diff_mistakes(c: Any, x: float, h: float) -> dict:
@@ -108,7 +97,7 @@ def _judge_numbers(
     for g, w, named, label in zip(got, want, mistakes, what, strict=False):
         if isinstance(g, Raised):
             return raised_check(name, label, g, "run it by hand on a small example")
-        value = _number(g)
+        value = as_number(g)
         if value is None:
             return Check(
                 name,
