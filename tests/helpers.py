@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -36,6 +37,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def lab_command(port: int, root) -> list[str]:
+    """JupyterLab on 127.0.0.1:port serving root, without token or password."""
+    return [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--ServerApp.token=",
+            "--ServerApp.password=", f"--ServerApp.root_dir={root}"]  # fmt: skip
 
 
 def wait_for_http(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import MNIST_FILES, REPO, shared_mnist_dir
+from helpers import MNIST_FILES, REPO, lab_command, shared_mnist_dir
 from helpers import free_port as _free_port
 from helpers import stop_group as _stop
 
@@ -109,16 +109,7 @@ def lab(tmp_path_factory) -> Lab:
     env.update(HOME=str(home), BACKPROP_DATA=str(data), PYTHONPATH=str(REPO / "lib"))
     port = _free_port()
     cmd = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        "--ServerApp.token=",
-        "--ServerApp.password=",
-        f"--ServerApp.root_dir={root}",
+        *lab_command(port, root),
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     if os.geteuid() == 0:

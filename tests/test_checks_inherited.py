@@ -9,33 +9,22 @@ restored afterwards (notebook 8's ``MultiLayerNet`` shares ``LayerStack``).
 
 from __future__ import annotations
 
-from collections import OrderedDict, UserDict
+from collections import UserDict
 
 import backprop as bp
 import numpy as np
 import pytest
-from backprop import Affine, Relu, SoftmaxWithLoss
 from backprop.checks import check_two_layer_net, reference_disabled
 from backprop.checks.running import REFUSED
 from backprop.network import LayerStack
+from test_checks_network import Net
 
 
 class Inherits(bp.TwoLayerNet):
-    """The notebook's __init__ and a do-nothing _bind; predict and loss come from LayerStack."""
+    """The notebook's __init__ (as test_checks_network's Net writes it) and a do-nothing
+    _bind; predict and loss come from LayerStack."""
 
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, seed=None):
-        rng = np.random.default_rng(seed)
-        self.params = {
-            "W1": weight_init_std * rng.standard_normal((input_size, hidden_size)),
-            "b1": np.zeros(hidden_size),
-            "W2": weight_init_std * rng.standard_normal((hidden_size, output_size)),
-            "b2": np.zeros(output_size),
-        }
-        self.layers = OrderedDict()
-        self.layers["Affine1"] = Affine(self.params["W1"], self.params["b1"])
-        self.layers["Relu1"] = Relu()
-        self.layers["Affine2"] = Affine(self.params["W2"], self.params["b2"])
-        self.last_layer = SoftmaxWithLoss()
+    __init__ = Net.__init__
 
     def _bind(self, name, value):
         pass  # the layers were given the arrays themselves

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_autograder import GRADE_ARGS, WRONG, filled, wrong_answer
+from submissions import GRADE_ARGS, WRONG, filled, wrong_answer
 
 REPO = Path(__file__).resolve().parents[1]
 A = "01_computational_graphs"

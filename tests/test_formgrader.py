@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from helpers import free_port, stop_group, wait_for_http
-from test_autograder import GRADE_ARGS, filled
+from submissions import GRADE_ARGS, filled
 
 REPO = Path(__file__).resolve().parents[1]
 A1, A2 = "01_computational_graphs", "02_chain_rule"

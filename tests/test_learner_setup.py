@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from backprop import jupyter
-from helpers import free_port, stop_group, wait_for_http
+from helpers import free_port, lab_command, stop_group, wait_for_http
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -68,18 +68,7 @@ def test_untouched_notebook_is_not_changed_and_only_validate_is_shown(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "NBGRADER"))}
     env.update(HOME=str(home), JUPYTER_CONFIG_PATH=str(prefix / "etc/jupyter"))
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        "--ServerApp.token=",
-        "--ServerApp.password=",
-        f"--ServerApp.root_dir={root}",
-    ]
+    cmd = [*lab_command(port, root)]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     with open(tmp_path / "jupyter.log", "w") as log:
