@@ -29,7 +29,9 @@ def command(submissions, assignment: str, out, *options: str) -> list[str]:
 GRADE_OPTIONS: dict[str, dict] = {
     "--assignment": dict(required=True, help="assignment id, e.g. 04_affine_layer"),
     "--out": dict(type=Path, default=Path("results"), help="output course folder (default: results/)"),
-    "--jobs": dict(type=int, default=os.cpu_count() or 1, help="parallel workers (default: the number of CPUs)"),
+    "--jobs": dict(type=int, default=os.cpu_count() or 1, help="parallel workers of the local pool (default: the number of CPUs)"),
+    "--dask": dict(default=None, metavar="SCHEDULER", help="grade on a Dask cluster instead of the local pool: the scheduler's address, e.g. tcp://10.0.0.5:8786 (needs the dask extra; README: grading on a cluster)"),
+    "--db": dict(default=None, metavar="URL", help="the gradebook: any SQLAlchemy URL nbgrader takes, e.g. postgresql://user@host/grades (needs the postgresql extra); default: sqlite OUT/gradebook.db"),
     "--force": dict(action="store_true", help="grade again learners already graded with the same files"),
     "--timeout": dict(type=float, default=900, help="wall-clock limit per learner in seconds (default 900)"),
     "--cell-timeout": dict(type=int, default=None, help="limit per cell in seconds (default: nbgrader_config.py's, 180)"),
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"report": report.main, "export": export.main}[argv[0]](argv[1:])
     args = _parser().parse_args(argv)
 
+    from . import config
     from .batch import Options, run
 
     opts = Options(
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         regexp=args.regexp,
         feedback=not args.no_feedback,
         quiet=args.quiet,
+        dask=args.dask,
+        db=config.gradebook_url(args.db) if args.db else None,
     )
     errors = run(args.submissions, opts)
     if not args.no_report and _report(args):

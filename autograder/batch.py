@@ -4,9 +4,10 @@ The parent process
 
 1. makes (once per version of the source notebooks) the template course (template.py);
 2. finds each learner's notebooks (collect/) and reads them as bytes;
-3. hands one :class:`~records.Task` per learner to a ``concurrent.futures`` executor (a
-   process pool by default, whose workers warm up first: warm.py; anything with ``submit``
-   whose workers can fork will do), where worker.py grades it;
+3. hands one :class:`~records.Task` per learner (self-contained: bundle.py) to a
+   ``concurrent.futures`` executor: a process pool by default, whose workers warm up first
+   (warm.py), or a Dask cluster's (cluster.py); worker.py grades it there. A task whose
+   worker failed is submitted once more; a second failure is a row with status ``error``;
 4. merges each :class:`~records.Result`, as it arrives, into the one gradebook of the
    output course and its ``submitted/``, ``autograded/`` and ``feedback/`` folders
    (merge.py), and records the learner's :class:`~records.Row`;
@@ -30,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, merge, processes
+from . import bundle, config, merge, processes
 from .records import ERROR, GRADED, INVALID, Cells, Row, Settings, Task, failed
 from .template import assignment_cells, make_template
 from .warm import warm_up
@@ -52,6 +53,8 @@ class Options:
     regexp: str | None = None
     feedback: bool = True
     quiet: bool = False
+    dask: str | None = None  # a Dask scheduler's address: grade on its cluster
+    db: str | None = None  # the gradebook's SQLAlchemy URL (None: sqlite in out)
 
 
 @dataclass
@@ -98,6 +101,12 @@ def run(submissions: Path, opts: Options, executor: cf.Executor | None = None) -
             f"WARNING: grading kernels are NOT sandboxed here: {sandbox}. Learner code "
             "can read and write what this user can; install bubblewrap (bwrap)."
         )
+    if executor is None and opts.dask:
+        from . import cluster
+
+        with cluster.connect(opts.dask) as client:
+            cluster.check(client, say)
+            return run(submissions, opts, cluster.executor(client))
     own, stopped = executor is None, False
     with _StopOnSignals():
         try:
@@ -159,7 +168,11 @@ class _StopOnSignals:
 
 def _stop_workers(executor) -> None:
     """End the workers (each kills its grading child, the kernel with it, and removes the
-    child's scratch folder) within a few seconds, and any grading child of this process."""
+    child's scratch folder) within a few seconds, and any grading child of this process.
+    A cluster's tasks are cancelled: those running finish their learner on their worker."""
+    if hasattr(executor, "_client"):  # distributed's ClientExecutor
+        executor.shutdown(wait=False)
+        return
     procs = list((getattr(executor, "_processes", None) or {}).values())
     for p in procs:
         try:
@@ -200,8 +213,9 @@ def _hidden(submissions: Path, batch: Batch, work: Path) -> list[str]:
 
 def _settings(batch: Batch, work: Path, kernels: Path) -> Settings:
     o = batch.opts
+    local = None if o.dask else (str(work / "scratch"), str(kernels))  # a cluster: its own
     return Settings(batch.cells, o.timeout, o.cell_timeout, o.memory_mb, o.isolate_network,
-                    o.feedback, str(work / "scratch"), str(kernels))  # fmt: skip
+                    o.feedback, *(local or (None, None)))  # fmt: skip
 
 
 def _wanted(task: Task, entry, batch: Batch) -> bool:
@@ -223,13 +237,14 @@ def _tasks(submissions: Path, batch: Batch, tmpl: Path, work: Path, kernels: Pat
     """One task per learner to grade."""
     opened, found = _collect(submissions, batch, work)
     hide, settings = _hidden(submissions, batch, work), _settings(batch, work, kernels)
+    template, version = bundle.pack(tmpl), bundle.project_version()
     tasks = []
     for learner, entry in sorted(found.items()):
         sid = entry.folder  # collect.student_id: safe in paths, globs and the gradebook
         batch.names[sid] = learner
         notebooks = entry.read(list(batch.cells))  # None: not handed in, or refused
-        task = Task(sid, batch.opts.assignment, notebooks, entry.timestamp, str(tmpl), hide,
-                    settings, entry.notes, digest(notebooks), entry.secret)  # fmt: skip
+        task = Task(sid, batch.opts.assignment, notebooks, entry.timestamp, template, version,
+                    hide, settings, entry.notes, digest(notebooks), entry.secret)  # fmt: skip
         if _wanted(task, entry, batch):
             tasks.append(task)
     opened.close()  # every notebook has been read
@@ -237,9 +252,11 @@ def _tasks(submissions: Path, batch: Batch, tmpl: Path, work: Path, kernels: Pat
 
 
 def _grade(tasks: list[Task], batch: Batch, executor) -> None:
+    """Every task through the executor, each result merged as it arrives."""
     from tqdm import tqdm
 
     futures = {executor.submit(grade_task, t): t for t in tasks}
+    tried: set[str] = set()
     bar = tqdm(
         total=len(futures),
         unit="learner",
@@ -247,19 +264,60 @@ def _grade(tasks: list[Task], batch: Batch, executor) -> None:
         desc=f"grading {batch.opts.assignment}",
         file=sys.stderr,
     )
-    for fut in cf.as_completed(futures):
-        task = futures[fut]
-        try:
-            result = fut.result()
-        except Exception as exc:  # the executor itself failed for this one
-            result = failed(task, ERROR, f"the worker failed: {exc!r}")
-        row = merge.merge(
-            batch.url, batch.out, result, batch.cells, batch.names.get(task.learner, task.learner)
-        )
-        batch.record(row)
-        bar.set_postfix_str(f"{task.learner} {row.score:g}/{row.max_score:g}")
-        bar.update()
+    while futures:
+        done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+            task = futures.pop(fut)
+            result = _result(fut, task, batch, executor, futures, tried)
+            if result is None:  # submitted once more
+                continue
+            row = _merge(batch, result)
+            batch.record(row)
+            bar.set_postfix_str(f"{task.learner} {row.score:g}/{row.max_score:g}")
+            bar.update()
     bar.close()
+
+
+def _merge(batch: Batch, result) -> Row:
+    """merge.merge; exits 3, saying why and how to go on, if the gradebook fails."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return merge.merge(batch.url, batch.out, result, batch.cells,
+                           batch.names.get(result.learner, result.learner))  # fmt: skip
+    except DBAPIError as exc:
+        raise SystemExit(
+            f"the gradebook {config.shown_url(batch.url)} failed while merging "
+            f"{result.learner}: {str(exc).splitlines()[0]}\nEvery learner merged before is "
+            "recorded: run the same command again to go on."
+        ) from None
+
+
+def _result(fut, task: Task, batch: Batch, executor, futures: dict, tried: set):
+    """The task's result; None if it failed for the first time and was submitted again;
+    a row with status error if it failed twice, or for a reason a new try cannot help."""
+    try:
+        return fut.result()
+    except Exception as exc:  # the executor (a worker, the cluster) failed, not the grader
+        again, why = _failure(exc, batch)
+    if again and task.learner not in tried:
+        tried.add(task.learner)
+        try:
+            futures[executor.submit(grade_task, task)] = task
+            return None
+        except Exception as exc:  # a broken pool takes nothing more
+            why += f"; it could not be submitted again: {exc!r}"
+    elif again:
+        why += " (twice)"
+    return failed(task, ERROR, why)
+
+
+def _failure(exc: BaseException, batch: Batch) -> tuple[bool, str]:
+    if batch.opts.dask:
+        from . import cluster
+
+        return cluster.failure(exc)
+    return True, f"the worker failed: {exc!r}"
 
 
 def _run(submissions: Path, opts: Options, executor, say) -> int:
@@ -272,7 +330,7 @@ def _run(submissions: Path, opts: Options, executor, say) -> int:
         opts,
         out,
         state,
-        merge.ensure_output_course(out, opts.assignment, tmpl),
+        merge.ensure_output_course(out, opts.assignment, tmpl, opts.db),
         assignment_cells(config.sqlite_url(tmpl / "gradebook.db"), opts.assignment),
         state / "records" / opts.assignment,
         say,
@@ -291,7 +349,11 @@ def _run(submissions: Path, opts: Options, executor, say) -> int:
                 if batch.skipped
                 else ""
             )
-            + f"; {opts.jobs} worker{'s' if opts.jobs != 1 else ''}"
+            + (
+                f"; on the Dask cluster at {opts.dask}"
+                if opts.dask
+                else f"; {opts.jobs} worker{'s' if opts.jobs != 1 else ''}"
+            )  # fmt: skip
         )
         _grade(tasks, batch, executor)
         rows = merge.recorded_rows(state / "records")
@@ -318,7 +380,7 @@ def _summary(batch: Batch, rows: list[Row], graded: int, elapsed: float) -> None
         say(f"  {learner}: {status}: {reason}")
     say(
         f"grades: {out / 'grades.csv'}\nmistakes: {out / 'mistakes.csv'}\n"
-        f"gradebook: {out / 'gradebook.db'}\nformgrader: cd {out} && jupyter server "
+        f"gradebook: {config.shown_url(batch.url)}\nformgrader: cd {out} && jupyter server "
         "--ServerApp.default_url=/formgrader "
         "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True\n"
         f"export: cd {out} && nbgrader export  (writes nbgrader_export.csv)"

@@ -1,7 +1,8 @@
 """What travels between the batch and its workers, and what the batch keeps per learner.
 
 * :class:`Settings`: what every task of one batch shares (limits, folders, the cells);
-* :class:`Task`: one learner's notebooks, as bytes, and where the template course is;
+* :class:`Task`: one learner's notebooks and the template course, as bytes: everything a
+  worker on any machine needs (bundle.py);
 * :class:`Result`: what a worker found (scores, comments, files, notes), always returned,
   whatever the submission did;
 * :class:`Row`: one learner's line of ``grades.csv`` and ``mistakes.csv``, kept as JSON in
@@ -41,6 +42,8 @@ class Settings:
     memory_mb: int | None = None  # kernel address space (None: the configuration's)
     isolate_network: bool = True
     feedback: bool = True
+    # Folders of the batch's machine, for the local pool (the batch removes them at the end);
+    # None on a cluster: each worker uses its own temporary folder, removed after each task.
     scratch_base: str | None = None  # where scratch courses go (hidden from kernels)
     kernel_dir: str | None = None  # where kernels' private folders go
 
@@ -51,7 +54,8 @@ class Task:
     assignment: str
     notebooks: dict[str, bytes | None]  # notebook id -> file contents (None: not handed in)
     timestamp: str | None
-    template: str  # the template course's folder
+    template: bytes  # the template course, packed (bundle.pack)
+    version: str  # the project's code it was made with (bundle.project_version)
     hide: list[str]  # folders no kernel may see
     settings: Settings
     notes: list[str] = field(default_factory=list)  # what collection noticed

@@ -1,6 +1,7 @@
 """The worker's head start, and feedback rendered with it.
 
-:func:`warm_up` is the pool's initializer: it does once, before the forks, what every
+:func:`warm_up` is the pool's initializer (a Dask worker runs :func:`prepare` through
+cluster.py's plugin): it does once, before the forks, what every
 grading child would otherwise do first (imports, SQLAlchemy's mappers, nbformat's schema,
 one feedback page rendered so that the templates are compiled), and keeps the prepared
 HTML exporter in :data:`WARM`. :func:`generate_feedback` is nbgrader's generate_feedback
@@ -103,15 +104,25 @@ def _feedback_exporter(cfg):
 
 
 def warm_up() -> None:
-    """Pool initializer: do once, before the forks, what every child would do first.
-
-    Imports, SQLAlchemy's mapper set-up, nbformat's schema, and a feedback page rendered
-    once (pygments, the templates, markdown): each child then starts with all of that
-    already in memory instead of paying for it again.
-    """
+    """Pool initializer: signals set for the batch to stop workers, then :func:`prepare`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, processes.stop_worker)  # the batch stops workers so
     processes.die_with_parent(signal.SIGTERM)
+    prepare()
+
+
+def prepare() -> None:
+    """Do once per worker, before the forks, what every grading child would do first.
+
+    Imports, SQLAlchemy's mapper set-up, nbformat's schema, and a feedback page rendered
+    once (pygments, the templates, markdown): each child then starts with all of that
+    already in memory instead of paying for it again. ``AUTOGRADER_NO_WARM=1`` switches this
+    off (the benchmark measures what it saves). Done once per process: the pool's initializer
+    calls it, and so does each task (a Dask worker's first task warms it up).
+    """
+    if os.environ.get("AUTOGRADER_NO_WARM") or WARM.get("ready"):
+        return
+    WARM["ready"] = True
     from nbgrader.apps import NbGraderAPI  # noqa: F401
 
     from . import notebooks  # noqa: F401

@@ -1,6 +1,7 @@
 """Grading one learner: :func:`grade_task`, run by a worker of the batch's executor.
 
-The work runs in a forked child in a session of its own, inside a scratch course: a copy
+The task carries all it needs (records.Task, bundle.py): the worker may be a process of
+the batch's local pool or of a Dask cluster on another machine. The work runs in a forked child in a session of its own, inside a scratch course: a copy
 of the template's gradebook, ``source/<assignment>/`` with only the assignment's other
 files, and the learner's notebooks in ``submitted/<learner>/<assignment>/``. There the
 child runs nbgrader's own ``autograde`` and ``generate_feedback`` through ``NbGraderAPI``,
@@ -12,6 +13,7 @@ On the deadline the child's whole session is killed, the kernel with it.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import pickle
@@ -24,7 +26,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from . import config, notes, processes
+from . import bundle, config, notes, processes, warm
 from .flags import suspicious
 from .records import (
     ERROR,
@@ -137,9 +139,9 @@ def grade_in_scratch(task: Task, scratch: Path) -> Result:
     from .warm import generate_feedback, last_error
 
     course, db = scratch / "course", scratch / "db" / "gradebook.db"
-    shutil.copytree(Path(task.template) / "source", course / "source")
+    bundle.unpack(task.template, course)
     db.parent.mkdir()
-    shutil.copyfile(Path(task.template) / "gradebook.db", db)
+    os.replace(course / "gradebook.db", db)
     result = Result(
         task.learner,
         task.assignment,
@@ -182,6 +184,11 @@ def grade_task(task: Task) -> Result:
     removed here, by the worker, however the child ends.
     """
     t0 = time.monotonic()
+    wrong = bundle.version_mismatch(task.version)
+    if wrong:
+        return failed(task, ERROR, wrong)
+    warm.prepare()  # once per worker process (a pool's initializer did it already)
+    task = _placed(task)
     base = task.settings.scratch_base or None
     if base:
         os.makedirs(base, exist_ok=True)
@@ -190,6 +197,21 @@ def grade_task(task: Task) -> Result:
         return _fork_and_grade(task, scratch, t0)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+_OWN: dict[str, str] = {}  # a cluster worker's own folder for kernels, for its lifetime
+
+
+def _placed(task: Task) -> Task:
+    """task with a folder for kernels on this machine: the batch's (local pool), or else
+    this worker process's own, kept across its tasks (kernels share the redacted copy of
+    backprop made there) and removed when the process exits."""
+    if task.settings.kernel_dir:
+        return task
+    if "kernels" not in _OWN:
+        _OWN["kernels"] = tempfile.mkdtemp(prefix="autograder-kernels-")
+        atexit.register(shutil.rmtree, _OWN["kernels"], True)
+    return replace(task, settings=replace(task.settings, kernel_dir=_OWN["kernels"]))
 
 
 def _child(task: Task, scratch: Path, wfd: int, worker: int, t0: float) -> None:
