@@ -49,6 +49,40 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def gradebook_url(url: str) -> str:
+    """A gradebook URL given on the command line (``--db``), as SQLAlchemy takes it.
+
+    ``postgresql://user@host/db`` means the psycopg (3) driver, the project's optional
+    ``postgresql`` extra, unless a driver is named (``postgresql+psycopg2://``). Exits 2,
+    saying what to install, when the driver is missing or the URL is not one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise SystemExit(f"--db {url!r} is not a database URL SQLAlchemy knows: {exc}") from None
+    except ImportError as exc:
+        raise SystemExit(
+            f"--db {shown_url(url)}: its database driver is not installed ({exc}); for "
+            "PostgreSQL: pip install -e '.[postgresql]'"
+        ) from None
+    return parsed.render_as_string(hide_password=False)
+
+
+def shown_url(url: str) -> str:
+    """url with its password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<a database URL>"
+
+
 def settings(
     root: Path,
     db_url: str,

@@ -13,16 +13,24 @@ in the gradebook whatever happens to the CSV files.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import random
 import shutil
+import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from . import config
 from .records import GRADED, Cells, Grade, Result, Row, zero_grades
 from .template import generate
+
+SETUP_LOCK = 0x6E62_6772  # PostgreSQL advisory lock key: setting up a gradebook
+ATTEMPTS = 6  # a merge that meets another batch's writes (PostgreSQL) is tried again
 
 MISTAKE_FIELDS = [
     "learner",
@@ -71,28 +79,69 @@ def _same_assignment(url: str, template_url: str, assignment: str) -> bool:
     return want == have
 
 
-def ensure_output_course(out: Path, assignment: str, tmpl: Path) -> str:
+def ensure_output_course(out: Path, assignment: str, tmpl: Path, db_url: str | None = None) -> str:
     """The output folder as an nbgrader course whose gradebook knows the assignment; the
-    gradebook's URL."""
+    gradebook's URL. db_url: another database than ``out/gradebook.db`` (``--db``), which
+    several batches may share at once (PostgreSQL)."""
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "nbgrader_config.py").exists():
-        # nbgrader export writes beside, not over, our grades.csv
-        config.write_config_file(out, overrides={"ExportPlugin.to": "nbgrader_export.csv"})
+    _same_gradebook(out, db_url)
+    # nbgrader export writes beside, not over, our grades.csv
+    path = config.write_config_file(out, db_url, {"ExportPlugin.to": "nbgrader_export.csv"})
+    if db_url and make_url(db_url).password:
+        os.chmod(path, 0o600)
     db = out / "gradebook.db"
-    url = config.sqlite_url(db)
-    if not db.exists():
+    url = db_url or config.sqlite_url(db)
+    if db_url is None and not db.exists():
         shutil.copyfile(tmpl / "gradebook.db", db)
         return url
-    if not _same_assignment(url, config.sqlite_url(tmpl / "gradebook.db"), assignment):
-        try:  # nbgrader's own bookkeeping brings the gradebook up to date
-            generate(assignment, out, url)
-        except RuntimeError as exc:
-            raise SystemExit(
-                f"the gradebook {db} holds another version of {assignment} with "
-                f"submissions graded against it; grade into a new --out folder.\n"
-                f"{exc}"
-            ) from None
+    with _setup_lock(url), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader 0.9's models and SQLAlchemy 2: harmless
+        if not _same_assignment(url, config.sqlite_url(tmpl / "gradebook.db"), assignment):
+            try:  # nbgrader's own bookkeeping brings the gradebook up to date
+                generate(assignment, out, url)
+            except RuntimeError as exc:
+                raise SystemExit(
+                    f"the gradebook {config.shown_url(url)} holds another version of "
+                    f"{assignment} with submissions graded against it; grade into a new "
+                    f"--out folder and database.\n{exc}"
+                ) from None
     return url
+
+
+def _same_gradebook(out: Path, db_url: str | None) -> None:
+    """Refuse a gradebook other than the one out's recorded learners were merged into (they
+    would be skipped as graded, and missing from the new one)."""
+    state = out / ".autograder" / "gradebook.txt"
+    want = config.shown_url(db_url) if db_url else "gradebook.db"
+    if state.exists():
+        had = state.read_text().strip()
+    else:
+        had = "gradebook.db" if (out / "gradebook.db").exists() else want
+    if had != want:
+        raise SystemExit(
+            f"{out} holds grades merged into {had}; this run asks for {want}. Grade into a new "
+            f"--out folder, or give the same --db as before."
+        )
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(want + "\n")
+
+
+@contextlib.contextmanager
+def _setup_lock(url: str):
+    """While held, no other batch sets up the same PostgreSQL gradebook (nbgrader's table
+    creation and generate_assignment are not safe to run twice at once)."""
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SETUP_LOCK})
+            yield
+    finally:
+        engine.dispose()  # the session's lock goes with its connection
 
 
 def _write_files(out: Path, result: Result) -> None:
@@ -163,7 +212,22 @@ def _save_notebook(gb, result: Result, nb_id: str, cells: Cells, scores: dict) -
 
 
 def _save_grades(url: str, result: Result, cells: Cells) -> dict:
-    """The result's grades into the gradebook; grade_id -> (points, max points)."""
+    """The result's grades into the gradebook; grade_id -> (points, max points). Two
+    batches sharing a database may create the same student at once: the one that loses
+    rolls back and tries again."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(ATTEMPTS):
+        try:
+            return _save_grades_once(url, result, cells)
+        except DBAPIError:
+            if attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _save_grades_once(url: str, result: Result, cells: Cells) -> dict:
     from nbgrader.api import Gradebook
     from nbgrader.utils import parse_utc
 
@@ -229,6 +293,15 @@ def recorded_rows(records: Path) -> list[Row]:
     return sorted(rows, key=lambda r: (r.assignment, r.learner, r.student_id))
 
 
+@contextlib.contextmanager
+def _replacing(path: Path):
+    """A file to write that replaces path whole when done (a reader never sees half)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        yield f
+    os.replace(tmp, path)
+
+
 def write_grades(out: Path, rows: list[Row]) -> Path:
     """grades.csv: one line per learner and assignment, a column per test cell."""
     path = out / "grades.csv"
@@ -244,7 +317,7 @@ def write_grades(out: Path, rows: list[Row]) -> Path:
         "reason",
         "sandbox",
     ]
-    with open(path, "w", newline="") as f:
+    with _replacing(path) as f:
         w = csv.DictWriter(f, fields, extrasaction="ignore")
         w.writeheader()
         for row in rows:
@@ -255,7 +328,7 @@ def write_grades(out: Path, rows: list[Row]) -> Path:
 def write_mistakes(out: Path, rows: list[Row]) -> Path:
     """mistakes.csv: one line per failed check of a test cell of a learner."""
     path = out / "mistakes.csv"
-    with open(path, "w", newline="") as f:
+    with _replacing(path) as f:
         w = csv.DictWriter(f, MISTAKE_FIELDS)
         w.writeheader()
         for row in rows:

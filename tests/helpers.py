@@ -107,3 +107,37 @@ def release_notebooks(tmp, assignments: list[str]) -> dict:
             )
             out[a] = course / "release" / a / f"{a}.ipynb"
     return out
+
+
+# What the README tells an instructor to run in a results folder: nbgrader's formgrader.
+FORMGRADER = [
+    "jupyter",
+    "server",
+    "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
+    "--ServerApp.default_url=/formgrader",
+]
+
+
+def formgrader_api(folder, env: dict, paths: list[str]) -> tuple[str, str, list]:
+    """Start the formgrader in folder (127.0.0.1, no token), read the JSON of each
+    ``/formgrader/api/...`` path, stop it: (the address / led to, that page, the JSONs)."""
+    import json
+
+    port = free_port()
+    cmd = [sys.executable, "-m", *FORMGRADER, "--no-browser", "--ServerApp.ip=127.0.0.1"]
+    cmd += [f"--ServerApp.port={port}", "--IdentityProvider.token=", "--ServerApp.password="]
+    cmd += ["--allow-root"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/api", proc)
+        with urllib.request.urlopen(f"{base}/", timeout=60) as resp:
+            where, page = resp.geturl(), resp.read().decode()
+        found = []
+        for path in paths:
+            with urllib.request.urlopen(f"{base}/formgrader/api/{path}", timeout=60) as resp:
+                found.append(json.loads(resp.read().decode()))
+    finally:
+        stop_group(proc)
+    return where, page, found

@@ -11,30 +11,19 @@ lists every learner against every assignment, where grades.csv has a row per sub
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import free_port, stop_group, wait_for_http
+from helpers import formgrader_api
 from submissions import GRADE_ARGS, filled
 
 REPO = Path(__file__).resolve().parents[1]
 A1, A2 = "01_computational_graphs", "02_chain_rule"
 CLASSES = {A1: ("ana", "bob"), A2: ("cem",)}
-# What the README tells an instructor to run in the results folder (the server's address
-# and the empty token are this test's).
-FORMGRADER = [
-    "jupyter",
-    "server",
-    "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
-    "--ServerApp.default_url=/formgrader",
-]
-
 pytestmark = pytest.mark.slow
 
 
@@ -76,12 +65,6 @@ def results(tmp_path_factory) -> dict:
     return {"tmp": tmp, "home": home, "out": out, "rows": rows}
 
 
-def get(url: str) -> tuple[str, str]:
-    """The final address (after redirects) and the body of url."""
-    with urllib.request.urlopen(url, timeout=60) as resp:
-        return resp.geturl(), resp.read().decode()
-
-
 def test_formgrader_opens_in_the_results_folder_and_lists_every_learner(results):
     learner_setup = results["tmp"] / "learner-env"
     subprocess.run(
@@ -89,29 +72,12 @@ def test_formgrader_opens_in_the_results_folder_and_lists_every_learner(results)
         check=True,
         capture_output=True,
     )
-    port = free_port()
-    cmd = [sys.executable, "-m", *FORMGRADER, "--no-browser", "--ServerApp.ip=127.0.0.1"]
-    cmd += [f"--ServerApp.port={port}", "--IdentityProvider.token=", "--ServerApp.password="]
-    cmd += ["--allow-root"] if os.geteuid() == 0 else []
     env = env_for(results["home"], learner_setup / "etc" / "jupyter")
-    proc = subprocess.Popen(
-        cmd,
-        cwd=results["out"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    where, page, (students, subs) = formgrader_api(
+        results["out"], env, ["students", f"submissions/{A1}"]
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/api", proc)
-        where, page = get(f"{base}/")  # the server opens on the formgrader
-        assert "/formgrader" in where
-        assert "nbgrader formgrade" in page
-        students = json.loads(get(f"{base}/formgrader/api/students")[1])
-        subs = json.loads(get(f"{base}/formgrader/api/submissions/{A1}")[1])
-    finally:
-        stop_group(proc)
+    assert "/formgrader" in where  # the server opens on the formgrader
+    assert "nbgrader formgrade" in page
     assert {s["id"] for s in students} == {"ana", "bob", "cem"}
     assert {s["student"] for s in subs} == {"ana", "bob"}
     assert all(s["autograded"] and s["submitted"] for s in subs)
