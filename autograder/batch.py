@@ -5,8 +5,8 @@ The parent process
 1. makes (once per version of the source notebooks) the template course (template.py);
 2. finds each learner's notebooks (collect/) and reads them as bytes;
 3. hands one :class:`~records.Task` per learner (self-contained: bundle.py) to a
-   ``concurrent.futures`` executor: a process pool by default, whose workers warm up first
-   (warm.py), or a Dask cluster's (cluster.py); worker.py grades it there. A task whose
+   ``concurrent.futures`` executor: a process pool by default, or a Dask cluster's
+   (cluster.py); worker.py grades it there. A task whose
    worker failed is submitted once more; a second failure is a row with status ``error``;
 4. merges each :class:`~records.Result`, as it arrives, into the one gradebook of the
    output course and its ``submitted/``, ``autograded/`` and ``feedback/`` folders
@@ -34,7 +34,6 @@ from pathlib import Path
 from . import bundle, config, merge, processes
 from .records import ERROR, GRADED, INVALID, Cells, Row, Settings, Task, failed
 from .template import assignment_cells, make_template
-from .warm import warm_up
 from .worker import grade_task
 
 STATE = ".autograder"  # inside the output folder: records and templates
@@ -110,9 +109,9 @@ def run(submissions: Path, opts: Options, executor: cf.Executor | None = None) -
     own, stopped = executor is None, False
     with _StopOnSignals():
         try:
-            if own:  # the workers warm up while the template is made
+            if own:  # the workers start while the template is made
                 executor = cf.ProcessPoolExecutor(
-                    max_workers=max(1, opts.jobs), initializer=warm_up
+                    max_workers=max(1, opts.jobs), initializer=processes.init_worker
                 )
                 for _ in range(max(1, opts.jobs)):
                     executor.submit(int)

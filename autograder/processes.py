@@ -75,3 +75,12 @@ def stop_worker(signum, frame) -> None:
     """SIGTERM in a worker: the batch is stopping. Its grading child goes, then it ends."""
     stop_children()
     os._exit(128 + signum)
+
+
+def init_worker() -> None:
+    """The local pool's initializer: Ctrl-C is the batch's to handle; SIGTERM (the batch
+    stopping) ends the worker's grading child, then the worker; the worker dies with the
+    batch."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, stop_worker)
+    die_with_parent(signal.SIGTERM)

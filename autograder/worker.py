@@ -26,7 +26,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from . import bundle, config, notes, processes, warm
+from . import bundle, config, notes, processes
 from .flags import suspicious
 from .records import (
     ERROR,
@@ -131,12 +131,18 @@ def _read_files(task: Task, course: Path, result: Result, valid: list[str]) -> N
             entry.feedback = html.read_text()
 
 
+def last_error(res: dict) -> str:
+    """The line of an NbGraderAPI result that says what went wrong."""
+    text = (res.get("error") or "") + "\n" + (res.get("log") or "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or "Error" in line]
+    return (errors[-1] if errors else (lines[-1] if lines else "unknown error"))[:300]
+
+
 def grade_in_scratch(task: Task, scratch: Path) -> Result:
     """Grade task in the scratch folder (in the forked child): autograde and feedback."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-
-    from .warm import generate_feedback, last_error
 
     course, db = scratch / "course", scratch / "db" / "gradebook.db"
     bundle.unpack(task.template, course)
@@ -167,7 +173,7 @@ def grade_in_scratch(task: Task, scratch: Path) -> Result:
         result.reasons.append("nbgrader autograde failed: " + last_error(res))
         return result
     if task.settings.feedback:
-        fb = generate_feedback(api, task.assignment, task.learner)
+        fb = api.generate_feedback(task.assignment, task.learner, force=True)
         if not fb["success"]:
             result.reasons.append("feedback could not be made: " + last_error(fb))
     _read_gradebook(task, db, result, valid)
@@ -187,7 +193,6 @@ def grade_task(task: Task) -> Result:
     wrong = bundle.version_mismatch(task.version)
     if wrong:
         return failed(task, ERROR, wrong)
-    warm.prepare()  # once per worker process (a pool's initializer did it already)
     task = _placed(task)
     base = task.settings.scratch_base or None
     if base:
