@@ -61,7 +61,7 @@ class DaskCluster:
     def _start(self, args: list[str], log: str) -> subprocess.Popen:
         out = open(self.folder / log, "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_" + args[0], *args[1:]],
+            [sys.executable, "-m", "dask", *args],  # `dask scheduler`, `dask worker`
             stdout=out,
             stderr=subprocess.STDOUT,
             env=self.env,
