@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GRADING_CONFIG = ROOT / "autograder" / "nbgrader_config.py"
 
 _CACHE: dict = {}
+CONFIG_HEADER = "# nbgrader configuration (written by python -m autograder):"
 
 
 def course_config():
@@ -118,7 +119,7 @@ def config_file(
     :func:`settings`.
     """
     lines = [
-        "# nbgrader configuration (written by python -m autograder): the course's settings,",
+        CONFIG_HEADER + " the course's settings,",
         "# with this folder as the course root. nbgrader's own commands work here.",
         "from pathlib import Path",
         f"load_subconfig({str(GRADING_CONFIG)!r})  # noqa: F821",

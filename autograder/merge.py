@@ -85,10 +85,7 @@ def ensure_output_course(out: Path, assignment: str, tmpl: Path, db_url: str | N
     several batches may share at once (PostgreSQL)."""
     out.mkdir(parents=True, exist_ok=True)
     _same_gradebook(out, db_url)
-    # nbgrader export writes beside, not over, our grades.csv
-    path = config.write_config_file(out, db_url, {"ExportPlugin.to": "nbgrader_export.csv"})
-    if db_url and make_url(db_url).password:
-        os.chmod(path, 0o600)
+    _write_course_config(out, db_url)
     db = out / "gradebook.db"
     url = db_url or config.sqlite_url(db)
     if db_url is None and not db.exists():
@@ -106,6 +103,19 @@ def ensure_output_course(out: Path, assignment: str, tmpl: Path, db_url: str | N
                     f"--out folder and database.\n{exc}"
                 ) from None
     return url
+
+
+def _write_course_config(out: Path, db_url: str | None) -> None:
+    """out/nbgrader_config.py for nbgrader's own commands there (export, formgrader), unless
+    the folder has one that python -m autograder did not write: an instructor's course
+    folder keeps its own (its exchange, its database)."""
+    path = out / "nbgrader_config.py"
+    if path.exists() and not path.read_text().startswith(config.CONFIG_HEADER):
+        return
+    # nbgrader export writes beside, not over, our grades.csv
+    config.write_config_file(out, db_url, {"ExportPlugin.to": "nbgrader_export.csv"})
+    if db_url and make_url(db_url).password:
+        os.chmod(path, 0o600)
 
 
 def _same_gradebook(out: Path, db_url: str | None) -> None:

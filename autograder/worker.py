@@ -196,6 +196,7 @@ def grade_task(task: Task) -> Result:
     # Imported once per worker process, before the forks: every child inherits it (a local
     # pool's workers inherit it from the batch; a Dask worker imports it at its first task).
     import nbgrader.apps.api  # noqa: F401
+
     task = _placed(task)
     base = task.settings.scratch_base or None
     if base:

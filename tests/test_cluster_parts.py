@@ -150,3 +150,18 @@ def test_an_output_folder_keeps_the_gradebook_it_was_graded_into(tmp_path):
     assert "secret" not in (other / ".autograder" / "gradebook.txt").read_text()
     with pytest.raises(SystemExit, match=r"asks for gradebook.db"):
         merge._same_gradebook(other, None)
+
+
+def test_an_instructors_own_course_config_is_kept_and_ours_follows_the_database(tmp_path):
+    mine = tmp_path / "course"
+    mine.mkdir()
+    (mine / "nbgrader_config.py").write_text("c = get_config()\nc.Exchange.root = '/srv/x'\n")
+    merge._write_course_config(mine, "postgresql+psycopg://g:pw@h/grades")
+    assert "/srv/x" in (mine / "nbgrader_config.py").read_text()
+    ours = tmp_path / "results"
+    ours.mkdir()
+    merge._write_course_config(ours, None)
+    merge._write_course_config(ours, "postgresql+psycopg://g:pw@h/grades")
+    text = (ours / "nbgrader_config.py").read_text()
+    assert "postgresql+psycopg://g:pw@h/grades" in text
+    assert (ours / "nbgrader_config.py").stat().st_mode & 0o077 == 0  # a password inside
