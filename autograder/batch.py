@@ -31,9 +31,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from backprop.i18n import _, language, using
+
 from . import bundle, config, merge, processes
 from .records import ERROR, GRADED, INVALID, Cells, Row, Settings, Task, failed
-from .template import assignment_cells, make_template
+from .template import assignment_cells, assignment_language, make_template
 from .worker import grade_task
 
 STATE = ".autograder"  # inside the output folder: records and templates
@@ -214,14 +216,14 @@ def _settings(batch: Batch, work: Path, kernels: Path) -> Settings:
     o = batch.opts
     local = None if o.dask else (str(work / "scratch"), str(kernels))  # a cluster: its own
     return Settings(batch.cells, o.timeout, o.cell_timeout, o.memory_mb, o.isolate_network,
-                    o.feedback, *(local or (None, None)))  # fmt: skip
+                    o.feedback, *(local or (None, None)), language())  # fmt: skip
 
 
 def _wanted(task: Task, entry, batch: Batch) -> bool:
     """Whether task goes to a worker: refused learners are recorded here at once, unchanged
     ones skipped (unless --force)."""
     if entry.refused(task.notebooks):  # all it handed in was refused: no kernel needed
-        result = failed(task, INVALID, "nothing that could be graded was handed in")
+        result = failed(task, INVALID, _("nothing that could be graded was handed in"))
         name = batch.names[task.learner]
         batch.record(merge.merge(batch.url, batch.out, result, batch.cells, name))
         return False
@@ -264,7 +266,7 @@ def _grade(tasks: list[Task], batch: Batch, executor) -> None:
         file=sys.stderr,
     )
     while futures:
-        done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+        done, _waiting = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
         for fut in done:
             task = futures.pop(fut)
             result = _result(fut, task, batch, executor, futures, tried)
@@ -320,6 +322,12 @@ def _failure(exc: BaseException, batch: Batch) -> tuple[bool, str]:
 
 
 def _run(submissions: Path, opts: Options, executor, say) -> int:
+    """Grade the batch in the assignment's language (reasons, verdicts, feedback)."""
+    with using(assignment_language(opts.assignment)):
+        return _run_batch(submissions, opts, executor, say)
+
+
+def _run_batch(submissions: Path, opts: Options, executor, say) -> int:
     t_start = time.monotonic()
     out = opts.out.resolve()
     state = out / STATE

@@ -23,6 +23,7 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+from backprop.i18n import _
 from sqlalchemy.engine import make_url
 
 from . import config
@@ -266,7 +267,7 @@ def merge(url: str, out: Path, result: Result, cells: Cells, name: str) -> Row:
     total = scores.pop("_total")
     reasons = list(dict.fromkeys(result.reasons))
     if result.flags:
-        reasons.append("flagged for review: " + ", ".join(result.flags))
+        reasons.append(_("flagged for review: {flags}").format(flags=", ".join(result.flags)))
     mistakes = list(
         {
             (nb_id, m.cell, m.check, m.mistake): {"notebook": nb_id, **asdict(m)}

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import nbformat
+from backprop.i18n import _
 
 from . import notes
 
@@ -46,21 +47,25 @@ class _Unreadable(Exception):
 
 def _parse(data: bytes) -> dict:
     if not data.strip():
-        raise _Unreadable("the file is empty")
+        raise _Unreadable(_("the file is empty"))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _Unreadable(
-            f"not a notebook: not UTF-8 text ({exc.reason} at byte {exc.start})"
+            _("not a notebook: not UTF-8 text ({why} at byte {at})").format(
+                why=exc.reason, at=exc.start
+            )
         ) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _Unreadable(
-            f"not a notebook: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+            _("not a notebook: invalid JSON ({why} at line {line}, column {column})").format(
+                why=exc.msg, line=exc.lineno, column=exc.colno
+            )
         ) from None
     if not isinstance(raw, dict):
-        raise _Unreadable("not a notebook: the JSON is not an object")
+        raise _Unreadable(_("not a notebook: the JSON is not an object"))
     return raw
 
 
@@ -69,23 +74,27 @@ def _as_version_4(raw: dict, repairs: list[str]) -> dict:
     if not isinstance(major, int):
         if isinstance(raw.get("cells"), list):
             major = 4
-            repairs.append("nbformat version missing; read as version 4")
+            repairs.append(_("nbformat version missing; read as version 4"))
         elif isinstance(raw.get("worksheets"), list):
             major = 3
         else:
-            raise _Unreadable("not a notebook: no cells")
+            raise _Unreadable(_("not a notebook: no cells"))
         raw["nbformat"] = major
         raw.setdefault("nbformat_minor", 0)
     if major > 4:
-        raise _Unreadable(f"not a notebook this Jupyter can read (nbformat {major})")
+        raise _Unreadable(
+            _("not a notebook this Jupyter can read (nbformat {major})").format(major=major)
+        )
     if major < 4:
         try:
             nb = nbformat.reads(json.dumps(raw), as_version=4)
         except Exception as exc:
             raise _Unreadable(
-                f"an old notebook (nbformat {major}) that could not be converted: {exc}"
+                _("an old notebook (nbformat {major}) that could not be converted: {why}").format(
+                    major=major, why=exc
+                )
             ) from None
-        repairs.append(f"converted from nbformat {major} to 4")
+        repairs.append(_("converted from nbformat {major} to 4").format(major=major))
         raw = json.loads(nbformat.writes(nb))
     if not isinstance(raw.get("nbformat_minor"), int):
         raw["nbformat_minor"] = 4
@@ -98,10 +107,12 @@ def _metadata(raw: dict, repairs: list[str]) -> dict:
     meta = raw.get("metadata")
     if not isinstance(meta, dict):
         meta = {}
-        repairs.append("notebook metadata replaced")
+        repairs.append(_("notebook metadata replaced"))
     if notes.KEY in meta:
         repairs.append(
-            f"the notebook's metadata held the grader's own entry ({notes.KEY!r}); ignored"
+            _("the notebook's metadata held the grader's own entry ({key}); ignored").format(
+                key=repr(notes.KEY)
+            )
         )
     return {k: v for k, v in meta.items() if k in NOTEBOOK_METADATA_READ and isinstance(v, dict)}
 
@@ -109,7 +120,7 @@ def _metadata(raw: dict, repairs: list[str]) -> dict:
 def _cell(cell: dict, minor: int, seen_ids: set, repairs: list[str]) -> dict:
     kind = cell.get("cell_type")
     if kind not in ("code", "markdown", "raw"):
-        repairs.append(f"a cell of type {kind!r} read as a raw cell")
+        repairs.append(_("a cell of type {kind} read as a raw cell").format(kind=repr(kind)))
         kind = "raw"
     meta = cell.get("metadata")
     if not isinstance(meta, dict):
@@ -117,7 +128,7 @@ def _cell(cell: dict, minor: int, seen_ids: set, repairs: list[str]) -> dict:
     nbg = meta.get("nbgrader")
     if nbg is not None and not (isinstance(nbg, dict) and isinstance(nbg.get("grade_id"), str)):
         del meta["nbgrader"]
-        repairs.append("a cell's broken nbgrader metadata removed")
+        repairs.append(_("a cell's broken nbgrader metadata removed"))
     new = {"cell_type": kind, "metadata": meta, "source": _text(cell.get("source"))}
     if kind == "code":
         new["outputs"] = []  # outputs are cleared before grading anyway
@@ -136,13 +147,17 @@ def _cell(cell: dict, minor: int, seen_ids: set, repairs: list[str]) -> dict:
 def _cells(raw: dict, repairs: list[str]) -> list[dict]:
     cells = raw.get("cells")
     if not isinstance(cells, list):
-        raise _Unreadable("not a notebook: 'cells' is not a list")
+        raise _Unreadable(_("not a notebook: 'cells' is not a list"))
     seen_ids: set = set()
     fixed = [
         _cell(c, raw["nbformat_minor"], seen_ids, repairs) for c in cells if isinstance(c, dict)
     ]
     if len(fixed) < len(cells):
-        repairs.append(f"{len(cells) - len(fixed)} entries of 'cells' that were not cells dropped")
+        repairs.append(
+            _("{n} entries of 'cells' that were not cells dropped").format(
+                n=len(cells) - len(fixed)
+            )
+        )
     return fixed
 
 
@@ -161,6 +176,9 @@ def read_submission(data: bytes) -> Submission:
         nbformat.validate(nb)
     except Exception as exc:
         return Submission(
-            None, error=f"not a valid notebook even after repair: {str(exc).splitlines()[0]}"
+            None,
+            error=_("not a valid notebook even after repair: {why}").format(
+                why=str(exc).splitlines()[0]
+            ),
         )
     return Submission(nb, repairs)

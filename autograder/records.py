@@ -46,6 +46,7 @@ class Settings:
     # None on a cluster: each worker uses its own temporary folder, removed after each task.
     scratch_base: str | None = None  # where scratch courses go (hidden from kernels)
     kernel_dir: str | None = None  # where kernels' private folders go
+    language: str = "en"  # of reasons, verdicts and feedback: the assignment's (i18n)
 
 
 @dataclass

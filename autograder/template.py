@@ -73,6 +73,19 @@ def make_template(assignment: str, state: Path) -> Path:
     return tmpl
 
 
+def assignment_language(assignment: str) -> str:
+    """The language the assignment's source notebooks declare (backprop.i18n), "en" if none
+    or no such assignment: the language of its reasons, verdicts and feedback."""
+    import nbformat
+    from backprop.i18n import notebook_language
+
+    found = {
+        notebook_language(nbformat.read(p, as_version=4).metadata)
+        for p in sorted((config.source_dir() / assignment).glob("*.ipynb"))
+    }
+    return found.pop() if len(found) == 1 else "en"
+
+
 def assignment_cells(db_url: str, assignment: str) -> dict[str, list[tuple[str, float]]]:
     """notebook -> [(grade_id, max_score)] in notebook order, from a gradebook."""
     from nbgrader.api import Gradebook

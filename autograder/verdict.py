@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from backprop.checks import RECORD_MIME, PlanError, verify_cell
+from backprop.i18n import _
 from nbformat.v4 import new_output
 
 from . import notes
@@ -62,7 +63,7 @@ def kernel_mistakes(cell: str, outputs: list) -> list[notes.Mistake]:
     return [
         notes.Mistake(
             cell,
-            "the test cell",
+            _("the test cell"),
             _ERROR_KEYS.get(o.get("ename"), notes.ERROR),
             f"{o.get('ename')}: {o.get('evalue')}",
         )
@@ -79,8 +80,8 @@ def judge(source: str, outputs: list, cell: str = "") -> CellVerdict:
     try:
         verdict = verify_cell(source, outputs)
     except PlanError as exc:
-        problem = f"this test cell cannot be verified by the grader: {exc}"
-        found.append(notes.Mistake(cell, "the test cell", "not_run", problem))
+        problem = _("this test cell cannot be verified by the grader: {why}").format(why=exc)
+        found.append(notes.Mistake(cell, _("the test cell"), "not_run", problem))
         return CellVerdict(
             kernel_errors + [error_output("UnverifiableTest", problem)], found, problem
         )

@@ -26,6 +26,8 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
+from backprop.i18n import _, using
+
 from . import bundle, config, notes, processes
 from .flags import suspicious
 from .records import (
@@ -74,7 +76,7 @@ def _hand_in(task: Task, folder: Path, result: Result) -> list[str]:
             submitted=data, grades=zero_grades(task.settings.cells, nb_id)
         )
         if data is None:
-            result.reasons.append(f"{nb_id}: not handed in")
+            result.reasons.append(_("{notebook}: not handed in").format(notebook=nb_id))
             continue
         s = read_submission(data)
         if s.error:
@@ -170,12 +172,14 @@ def grade_in_scratch(task: Task, scratch: Path) -> Result:
     res = api.autograde(task.assignment, task.learner, force=True, create=True)
     if not res["success"]:
         result.status = ERROR
-        result.reasons.append("nbgrader autograde failed: " + last_error(res))
+        result.reasons.append(_("nbgrader autograde failed: {error}").format(error=last_error(res)))
         return result
     if task.settings.feedback:
         fb = api.generate_feedback(task.assignment, task.learner, force=True)
         if not fb["success"]:
-            result.reasons.append("feedback could not be made: " + last_error(fb))
+            result.reasons.append(
+                _("feedback could not be made: {error}").format(error=last_error(fb))
+            )
     _read_gradebook(task, db, result, valid)
     _read_files(task, course, result, valid)
     if len(valid) < len(task.settings.cells):
@@ -189,6 +193,11 @@ def grade_task(task: Task) -> Result:
     The scratch course lives in the batch's work folder (hidden from every kernel) and is
     removed here, by the worker, however the child ends.
     """
+    with using(task.settings.language):
+        return _grade_task(task)
+
+
+def _grade_task(task: Task) -> Result:
     t0 = time.monotonic()
     wrong = bundle.version_mismatch(task.version)
     if wrong:
@@ -239,9 +248,8 @@ def _child(task: Task, scratch: Path, wfd: int, worker: int, t0: float) -> None:
         try:
             result = grade_in_scratch(task, scratch)
         except BaseException:
-            result = failed(
-                task, ERROR, "the grader failed: " + traceback.format_exc().strip().splitlines()[-1]
-            )
+            last = traceback.format_exc().strip().splitlines()[-1]
+            result = failed(task, ERROR, _("the grader failed: {error}").format(error=last))
         view = memoryview(pickle.dumps(replace(result, seconds=time.monotonic() - t0)))
         while view:
             view = view[os.write(wfd, view) :]
@@ -259,7 +267,7 @@ def _read_until(rfd: int, deadline: float) -> tuple[bytes, bool]:
             left = deadline - time.monotonic()
             if left <= 0:
                 return b"".join(chunks), True
-            ready, _, _ = select.select([rfd], [], [], min(left, 1.0))
+            ready, _w, _x = select.select([rfd], [], [], min(left, 1.0))
             if ready:
                 chunk = os.read(rfd, 1 << 20)
                 if not chunk:
@@ -281,23 +289,25 @@ def _fork_and_grade(task: Task, scratch: Path, t0: float) -> Result:
     data, timed_out = _read_until(rfd, t0 + float(task.settings.timeout or 900))
     if timed_out:
         processes.kill_tree(pid)
-    _, status = os.waitpid(pid, 0)
+    _pid, status = os.waitpid(pid, 0)
     processes.CHILDREN.pop(pid, None)
     seconds = time.monotonic() - t0
     if timed_out:
         return failed(
             task,
             TIMEOUT,
-            f"grading took longer than {task.settings.timeout} s (an "
-            "infinite loop that ignores interrupts?) and was stopped",
+            _(
+                "grading took longer than {seconds} s (an infinite loop that ignores "
+                "interrupts?) and was stopped"
+            ).format(seconds=task.settings.timeout),
             seconds,
         )
     try:
         return pickle.loads(data)
     except Exception:
         why = (
-            f"killed by signal {os.WTERMSIG(status)}"
+            _("killed by signal {n}").format(n=os.WTERMSIG(status))
             if os.WIFSIGNALED(status)
-            else f"exit status {os.WEXITSTATUS(status)}"
+            else _("exit status {n}").format(n=os.WEXITSTATUS(status))
         )
-        return failed(task, ERROR, f"the grading process died ({why})", seconds)
+        return failed(task, ERROR, _("the grading process died ({why})").format(why=why), seconds)

@@ -11,6 +11,8 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from backprop.i18n import _
+
 from .items import Budget, Item, Submissions, is_junk, is_zip_name, wanted
 from .limits import CollectError, Limits, Refused
 from .text import nfc, show
@@ -24,22 +26,26 @@ def zip_stream(
 ) -> Iterator[bytes]:
     """The entry's bytes in chunks, refusing bombs before and while decompressing."""
     if info.flag_bits & 0x1:
-        raise Refused(f"{where}: encrypted; not read")
+        raise Refused(_("{where}: encrypted; not read").format(where=where))
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise Refused(
-            f"{where}: compressed with method {info.compress_type}, which is "
-            "not read (only deflate or stored)"
+            _(
+                "{where}: compressed with method {method}, which is not read (only deflate or stored)"
+            ).format(where=where, method=info.compress_type)
         )
     claimed = info.file_size
     if claimed > limit:
         raise Refused(
-            f"{where}: {claimed:,} bytes uncompressed, more than the limit of {limit:,}; not read"
+            _(
+                "{where}: {size:,} bytes uncompressed, more than the limit of {limit:,}; not read"
+            ).format(where=where, size=claimed, limit=limit)
         )
     allowed = limits.ratio_free + limits.max_ratio * max(info.compress_size, 1)
     if claimed > allowed:
         raise Refused(
-            f"{where}: a zip bomb ({claimed:,} bytes from "
-            f"{info.compress_size:,}, more than {limits.max_ratio}x); not read"
+            _(
+                "{where}: a zip bomb ({size:,} bytes from {packed:,}, more than {ratio}x); not read"
+            ).format(where=where, size=claimed, packed=info.compress_size, ratio=limits.max_ratio)
         )
     total = 0
     try:
@@ -48,14 +54,20 @@ def zip_stream(
                 total += len(chunk)
                 if total > claimed or total > allowed:
                     raise Refused(
-                        f"{where}: decompresses to more than its header says "
-                        f"({claimed:,} bytes): a zip bomb; not read"
+                        _(
+                            "{where}: decompresses to more than its header says ({size:,} "
+                            "bytes): a zip bomb; not read"
+                        ).format(where=where, size=claimed)
                     )
                 yield chunk
     except Refused:
         raise
     except Exception as exc:  # BadZipFile (CRC), zlib.error, OSError, EOFError, ...
-        raise Refused(f"{where}: a broken archive entry ({show(str(exc), 80)}); not read") from None
+        raise Refused(
+            _("{where}: a broken archive entry ({why}); not read").format(
+                where=where, why=show(str(exc), 80)
+            )
+        ) from None
 
 
 def _zip_reader(
@@ -77,12 +89,12 @@ def _entry_parts(info: zipfile.ZipInfo) -> tuple[tuple[str, ...] | None, str]:
             pass
     name = name.replace("\\", "/")
     if "\x00" in name:
-        return None, "a NUL character in the path"
+        return None, _("a NUL character in the path")
     if name.startswith("/") or re.match(r"[A-Za-z]:", name):
-        return None, "an absolute path; refused"
+        return None, _("an absolute path; refused")
     parts = tuple(nfc(p) for p in name.split("/") if p not in ("", "."))
     if ".." in parts:
-        return None, "a path that leaves the archive; refused"
+        return None, _("a path that leaves the archive; refused")
     return parts, ""
 
 
@@ -91,8 +103,10 @@ def _reserve(zf: zipfile.ZipFile, budget: Budget, limits: Limits, label: str) ->
     infos = zf.infolist()
     if len(infos) > budget.entries:
         raise CollectError(
-            f"{label}: {len(infos):,} entries, more than the limit of "
-            f"{limits.max_entries:,} (with the archives around it)"
+            _(
+                "{where}: {n:,} entries, more than the limit of {limit:,} (with the archives "
+                "around it)"
+            ).format(where=label, n=len(infos), limit=limits.max_entries)
         )
     budget.entries -= len(infos)
     size = sum(
@@ -100,9 +114,10 @@ def _reserve(zf: zipfile.ZipFile, budget: Budget, limits: Limits, label: str) ->
     )
     if size > budget.bytes:
         raise CollectError(
-            f"{label}: its notebooks and archives take {size:,} bytes "
-            f"uncompressed, more than the limit of {limits.max_bytes:,}"
-            " (with the archives around it)"
+            _(
+                "{where}: its notebooks and archives take {size:,} bytes uncompressed, more "
+                "than the limit of {limit:,} (with the archives around it)"
+            ).format(where=label, size=size, limit=limits.max_bytes)
         )
     budget.bytes -= size
 
@@ -111,7 +126,9 @@ def _link_target(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
     """' to <target>' for a symbolic link entry, when it can be read cheaply."""
     if info.file_size <= 1024 and info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         try:
-            return " to " + show(zf.read(info).decode("utf-8", "replace"), 80)
+            return _(" to {target}").format(
+                target=show(zf.read(info).decode("utf-8", "replace"), 80)
+            )
         except Exception:
             pass
     return ""
@@ -124,13 +141,14 @@ def _add_file(sub: Submissions, zf, info, parts, depth, budget, scratch) -> None
     if kind == stat.S_IFLNK:
         sub.problem(
             parts,
-            f"a symbolic link{_link_target(zf, info)} in the archive: not created, "
-            "not followed, not graded",
+            _("a symbolic link{to} in the archive: not created, not followed, not graded").format(
+                to=_link_target(zf, info)
+            ),
         )
         return
     if kind not in (0, stat.S_IFREG):
         sub.problem(
-            parts, "not a regular file in the archive (a device, FIFO or socket entry); not read"
+            parts, _("not a regular file in the archive (a device, FIFO or socket entry); not read")
         )
         return
     try:
@@ -193,7 +211,7 @@ def list_as_folder(
     except CollectError as exc:  # this archive only: its owner gets the reason
         sub.undo(mark)
         budget.bytes, budget.entries = left
-        sub.problems.append((parts, str(exc) + "; not opened"))
+        sub.problems.append((parts, _("{why}; not opened").format(why=exc)))
         return
     sub.zip_dirs.add(folder)
     sub.items.append(Item(folder, "dir"))
@@ -204,8 +222,9 @@ def _open_nested(sub: Submissions, zf, info, parts, depth, budget, scratch, wher
     if depth + 1 > sub.limits.max_depth:
         sub.problem(
             parts,
-            f"a .zip nested {depth + 1} deep, more than the limit of "
-            f"{sub.limits.max_depth}; not opened",
+            _("a .zip nested {depth} deep, more than the limit of {limit}; not opened").format(
+                depth=depth + 1, limit=sub.limits.max_depth
+            ),
         )
         return
     tmp = tempfile.TemporaryFile(dir=scratch)
@@ -216,11 +235,14 @@ def _open_nested(sub: Submissions, zf, info, parts, depth, budget, scratch, wher
         inner = zipfile.ZipFile(tmp)
     except Refused as exc:
         tmp.close()
-        sub.problems.append((parts, str(exc) + " (the .zip was not opened)"))
+        sub.problems.append((parts, _("{why} (the .zip was not opened)").format(why=exc)))
         return
     except NOT_A_ZIP as exc:
         tmp.close()
-        sub.problem(parts, f"not a readable .zip archive ({show(str(exc), 80)}); not opened")
+        sub.problem(
+            parts,
+            _("not a readable .zip archive ({why}); not opened").format(why=show(str(exc), 80)),
+        )
         return
     sub.keep += [inner, tmp]
     list_as_folder(sub, inner, parts, depth + 1, budget, scratch, where)

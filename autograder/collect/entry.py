@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from backprop.i18n import _
+
 from .items import Item
 from .limits import Refused
 from .naming import epoch
@@ -73,7 +75,11 @@ class Found:
                     self.problem(str(exc))
                     continue
                 if i:
-                    self.notes.append(f"{nb}: graded {cand.item.where} instead")
+                    self.notes.append(
+                        _("{notebook}: graded {where} instead").format(
+                            notebook=nb, where=cand.item.where
+                        )
+                    )
                     self.files[nb] = cand.item
                 break
             else:

@@ -7,6 +7,8 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from backprop.i18n import _
+
 from .limits import LIMITS, Limits, Refused
 from .text import show
 
@@ -56,7 +58,7 @@ class Item:
         """The contents, at most limit bytes (the notebook limit by default); Refused says
         why not."""
         if self.reader is None:
-            raise Refused(f"{self.where}: not a file")
+            raise Refused(_("{where}: not a file").format(where=self.where))
         return self.reader(self.limit if limit is None else limit)
 
 
@@ -105,9 +107,13 @@ def _read_fd(fd: int, limit: int, where: str) -> bytes:
     """A regular file's bytes from an open descriptor, at most limit of them."""
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
-        raise Refused(f"{where}: not a regular file; not read")
+        raise Refused(_("{where}: not a regular file; not read").format(where=where))
     if st.st_size > limit:
-        raise Refused(f"{where}: {st.st_size:,} bytes, more than the limit of {limit:,}; not read")
+        raise Refused(
+            _("{where}: {size:,} bytes, more than the limit of {limit:,}; not read").format(
+                where=where, size=st.st_size, limit=limit
+            )
+        )
     chunks, total = [], 0
     while True:
         chunk = os.read(fd, min(1 << 20, limit + 1 - total))
@@ -117,7 +123,9 @@ def _read_fd(fd: int, limit: int, where: str) -> bytes:
         total += len(chunk)
         if total > limit:
             raise Refused(
-                f"{where}: grew past the limit of {limit:,} bytes while being read; not read"
+                _(
+                    "{where}: grew past the limit of {limit:,} bytes while being read; not read"
+                ).format(where=where, limit=limit)
             )
 
 
@@ -129,11 +137,17 @@ def fs_reader(path: str, where: str) -> Callable[[int], bytes]:
         try:
             fd = os.open(path, flags)
         except OSError as exc:
-            raise Refused(f"{where}: could not be opened ({exc.strerror or exc})") from None
+            raise Refused(
+                _("{where}: could not be opened ({why})").format(
+                    where=where, why=exc.strerror or exc
+                )
+            ) from None
         try:
             return _read_fd(fd, limit, where)
         except OSError as exc:
-            raise Refused(f"{where}: could not be read ({exc.strerror or exc})") from None
+            raise Refused(
+                _("{where}: could not be read ({why})").format(where=where, why=exc.strerror or exc)
+            ) from None
         finally:
             os.close(fd)
 

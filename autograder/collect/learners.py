@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from backprop.i18n import _
+
 from .entry import Candidate, Found
 from .ids import assign_ids
 from .items import SECRET, TIMESTAMP, Item, Submissions, is_notebook, is_zip_name
@@ -94,7 +96,9 @@ class _Collector:
             named = generic(it.name, self.nb_set)
         if named is None:
             if is_notebook(it.name):
-                self.unmatched.append(f"{it.where}: no learner id in the file name")
+                self.unmatched.append(
+                    _("{where}: no learner id in the file name").format(where=it.where)
+                )
         elif named.kind == "blackboard":
             self.blackboard.append((it, named))
         elif named.kind == "canvas" and not is_notebook(it.name):
@@ -154,7 +158,9 @@ class _Collector:
         cand = Candidate(it, key, when, secret if secret and _SECRET.fullmatch(secret) else None)
         e = self.entry(learner)
         if not e.add(nb, cand):
-            e.note(f"{nb} handed in more than once; the latest was graded")
+            e.note(
+                _("{notebook} handed in more than once; the latest was graded").format(notebook=nb)
+            )
 
     def choose(self, learner: str, items: list[tuple[Item, Named | None]]) -> None:
         """Each of a learner's notebooks, by name; a lone notebook of another name counts
@@ -168,15 +174,16 @@ class _Collector:
         if len(self.nb_set) != 1 or named_ or not others:
             return
         nb = self.notebooks[0]
-        it, _, nm = max(others, key=lambda o: self.time_of(o[0], o[2])[0])
+        it, _item, nm = max(others, key=lambda o: self.time_of(o[0], o[2])[0])
         self.add(learner, nb, it, nm)
         if len(others) == 1:
-            text = f"notebook saved as {show(it.name)}; graded as {nb}.ipynb"
-        else:
-            text = (
-                f"{len(others)} notebooks, none named {nb}.ipynb; "
-                f"graded the latest, {show(it.name)}"
+            text = _("notebook saved as {name}; graded as {notebook}.ipynb").format(
+                name=show(it.name), notebook=nb
             )
+        else:
+            text = _(
+                "{n} notebooks, none named {notebook}.ipynb; graded the latest, {name}"
+            ).format(n=len(others), notebook=nb, name=show(it.name))
         self.entry(learner).note(text)
 
     # --- what was refused ---
@@ -214,7 +221,7 @@ class _Collector:
                 self.unmatched.append(why)
         for e in self.found.values():
             if not e.candidates and not e.problems:
-                e.note("no notebook handed in")
+                e.note(_("no notebook handed in"))
         for learner, sid in assign_ids(list(self.found)).items():
             self.found[learner].folder = sid
         return self.found, self.unmatched

@@ -12,6 +12,8 @@ import stat
 import zipfile
 from pathlib import Path
 
+from backprop.i18n import _
+
 from .archives import NOT_A_ZIP, list_as_folder, list_zip
 from .items import Budget, Item, Submissions, fs_reader, is_junk, is_zip_name, wanted
 from .limits import LIMITS, CollectError, Limits
@@ -24,13 +26,16 @@ def _open_folder_zip(sub: Submissions, path: str, parts: tuple[str, ...], scratc
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         f = os.fdopen(fd, "rb")
     except OSError as exc:
-        sub.problem(parts, f"could not be opened ({exc.strerror or exc})")
+        sub.problem(parts, _("could not be opened ({why})").format(why=exc.strerror or exc))
         return
     try:
         zf = zipfile.ZipFile(f)
     except NOT_A_ZIP as exc:
         f.close()
-        sub.problem(parts, f"not a readable .zip archive ({show(str(exc), 80)}); not opened")
+        sub.problem(
+            parts,
+            _("not a readable .zip archive ({why}); not opened").format(why=show(str(exc), 80)),
+        )
         return
     sub.keep += [zf, f]
     list_as_folder(sub, zf, parts, 1, Budget(sub.limits), scratch, where)
@@ -38,7 +43,7 @@ def _open_folder_zip(sub: Submissions, path: str, parts: tuple[str, ...], scratc
 
 def _link_target(path: str) -> str:
     try:
-        return " to " + show(nfc(os.readlink(path)), 80)
+        return _(" to {target}").format(target=show(nfc(os.readlink(path)), 80))
     except OSError:
         return ""
 
@@ -49,12 +54,18 @@ def _add_entry(
     """One folder entry: a link refused, a folder queued, a file listed, a .zip opened."""
     limits = sub.limits
     if entry.is_symlink():
-        sub.problem(here, f"a symbolic link{_link_target(entry.path)}: not followed, not graded")
+        sub.problem(
+            here,
+            _("a symbolic link{to}: not followed, not graded").format(to=_link_target(entry.path)),
+        )
     elif entry.is_dir(follow_symlinks=False):
         sub.items.append(Item(here, "dir"))
         if len(here) >= limits.max_folder_depth:
             sub.problem(
-                here, f"folders nested more than {limits.max_folder_depth} deep; not searched"
+                here,
+                _("folders nested more than {depth} deep; not searched").format(
+                    depth=limits.max_folder_depth
+                ),
             )
         else:
             stack.append((entry.path, here))
@@ -67,7 +78,7 @@ def _add_entry(
             reader = fs_reader(entry.path, where)
             sub.items.append(Item(here, "file", st.st_mtime, reader, limits.max_notebook))
     elif wanted(here[-1]):
-        sub.problem(here, "not a regular file (a FIFO, device or socket); not read")
+        sub.problem(here, _("not a regular file (a FIFO, device or socket); not read"))
 
 
 def _walk(sub: Submissions, root: str, scratch: Path | None) -> None:
@@ -80,7 +91,10 @@ def _walk(sub: Submissions, root: str, scratch: Path | None) -> None:
                 entries = list(it)
         except OSError as exc:
             if parts:
-                sub.problem(parts, f"a folder that could not be read ({exc.strerror or exc})")
+                sub.problem(
+                    parts,
+                    _("a folder that could not be read ({why})").format(why=exc.strerror or exc),
+                )
                 continue
             raise CollectError(f"{path}: could not be read ({exc.strerror or exc})") from None
         for entry in entries:
@@ -90,7 +104,10 @@ def _walk(sub: Submissions, root: str, scratch: Path | None) -> None:
             try:
                 _add_entry(sub, entry, parts + (name,), scratch, stack)
             except OSError as exc:
-                sub.problem(parts + (name,), f"could not be examined ({exc.strerror or exc})")
+                sub.problem(
+                    parts + (name,),
+                    _("could not be examined ({why})").format(why=exc.strerror or exc),
+                )
 
 
 def _list_archive(sub: Submissions, path: Path, scratch: Path | None) -> None:

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import tempfile
 import time
 from queue import Empty
 
+from backprop.i18n import N_, _, notebook_language, using
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute
@@ -45,6 +47,9 @@ def _verdict():
     from .. import verdict
 
     return verdict
+
+
+_GUARD_LATE = N_("the grading guard did not answer in time")
 
 
 def _where(cell, index: int) -> str:
@@ -101,6 +106,12 @@ class GuardedExecute(Execute):
     guard_timeout = Integer(10, help="Seconds the guard may take before a test cell.").tag(
         config=True
     )
+    language = Unicode(
+        "",
+        help="The language of the verdicts and notes written into graded notebooks ('en', "
+        "'ko'); empty: the language the assignment's source notebook declares "
+        "(metadata.backprop.language), else the grader's own (backprop.i18n).",
+    ).tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs["kernel_manager_class"] = GuardedKernelManager
@@ -173,12 +184,29 @@ class GuardedExecute(Execute):
         self._cap = OutputCap(self.max_output_chars, self.max_record_chars)
         self._learner_names = plan.learner_names(nb)
         self._imports = plan.instructor_imports(nb, self._learner_names)
-        nb, resources = super().preprocess(nb, resources, km)
+        with using(self.language or self._source_language(resources)):
+            nb, resources = super().preprocess(nb, resources, km)
         if self._problems:
             notes.add_problems(nb, self._problems)
         if self._mistakes:
             notes.add_mistakes(nb, self._mistakes)
         return nb, resources
+
+    def _source_language(self, resources) -> str:
+        """The language of the assignment's source notebook (trusted: the instructor's, never
+        the submission's metadata), else the language the grader runs in."""
+        from backprop.i18n import language
+        from nbgrader.coursedir import CourseDirectory
+
+        try:
+            info = (resources or {})["nbgrader"]
+            cd = CourseDirectory(config=self.config)
+            folder = cd.format_path(cd.source_directory, ".", info["assignment"])
+            path = os.path.join(folder, f"{info['notebook']}.ipynb")
+            with open(path, encoding="utf-8") as f:
+                return notebook_language(json.load(f).get("metadata", {}))
+        except (KeyError, OSError, ValueError, TypeError):
+            return language()
 
     async def _hidden(self, code: str, timeout: float, user_expressions=None) -> dict | None:
         """Run code in the kernel outside the notebook; the reply, or None on timeout."""
@@ -221,25 +249,25 @@ class GuardedExecute(Execute):
             call, self.guard_timeout, {"t": f"__import__('sys').modules[{mod!r}].token"}
         )
         if reply is None:
-            return "the grading guard did not answer in time"
+            return _(_GUARD_LATE)
         content = reply["content"]
         if content.get("status") != "ok":
-            return (
-                f"the grading guard could not run ({content.get('ename')}: "
-                f"{content.get('evalue')}); was the kernel's machinery tampered with?"
-            )
+            return _(
+                "the grading guard could not run ({error}); was the kernel's machinery "
+                "tampered with?"
+            ).format(error=f"{content.get('ename')}: {content.get('evalue')}")
         token = content.get("user_expressions", {}).get("t", {})
         got = token.get("data", {}).get("text/plain", "") if token.get("status") == "ok" else ""
         want = hmac.new(self._guard_key, challenge.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(got.strip("'\""), want):
-            return "the grading guard's answer was intercepted; cell execution was tampered with"
+            return _("the grading guard's answer was intercepted; cell execution was tampered with")
         return None
 
     async def _restart_and_replay(self, upto: int) -> str | None:
         """A new kernel that has run cells [0, upto) except the dead ones; None if it worked."""
         self._restarts += 1
         if self._restarts > self.max_restarts:
-            return f"the kernel was restarted {self.max_restarts} times already"
+            return _("the kernel was restarted {n} times already").format(n=self.max_restarts)
         try:
             await self._async_cleanup_kernel()
         except Exception:
@@ -254,7 +282,7 @@ class GuardedExecute(Execute):
                 continue  # test cells define nothing the later cells need
             reply = await self._hidden(cell.source, self._get_timeout(cell) or 600)
             if reply is None:
-                return f"re-running cell {index} after the restart timed out"
+                return _("re-running cell {index} after the restart timed out").format(index=index)
         return None
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
@@ -264,7 +292,9 @@ class GuardedExecute(Execute):
             )
         is_test = is_test_cell(cell)
         if self._gave_up:
-            cell.outputs = [_verdict().error_output("KernelDied", f"not run: {self._gave_up}")]
+            cell.outputs = [
+                _verdict().error_output("KernelDied", _("not run: {why}").format(why=self._gave_up))
+            ]
             if is_test:
                 self._note_unjudged(cell)
             return cell
@@ -280,8 +310,9 @@ class GuardedExecute(Execute):
             return cell
         if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
             self._problems.append(
-                f"cell {_where(cell, cell_index)}: ran past the time limit "
-                f"of {self._get_timeout(cell)} s and was interrupted"
+                _("cell {cell}: ran past the time limit of {seconds} s and was interrupted").format(
+                    cell=_where(cell, cell_index), seconds=self._get_timeout(cell)
+                )
             )
         if is_test:
             await self._guard("after_test")
@@ -296,11 +327,15 @@ class GuardedExecute(Execute):
         problem = await self._guard("before_test", self._imports, self._learner_names)
         if not problem:
             return True
-        self._problems.append(f"cell {cell.metadata.nbgrader.get('grade_id')}: {problem}")
+        self._problems.append(
+            _("cell {cell}: {problem}").format(
+                cell=cell.metadata.nbgrader.get("grade_id"), problem=problem
+            )
+        )
         cell.outputs = [_verdict().error_output("GradingGuardError", problem)]
         self._note_unjudged(cell)
-        if "in time" in problem:  # a kernel that cannot run 3 ms of guard is lost
-            self._gave_up = (
+        if problem == _(_GUARD_LATE):  # a kernel that cannot run 3 ms of guard is lost
+            self._gave_up = _(
                 "the kernel stopped answering (its cell execution was hijacked or broken)"
             )
             self._problems.append(self._gave_up)
@@ -309,17 +344,19 @@ class GuardedExecute(Execute):
     async def _recover(self, cell, cell_index: int, exc: Exception, is_test: bool) -> None:
         """A cell whose kernel died or hung: say so in it, and go on with a new kernel."""
         what = (
-            "the kernel died (it was killed, ran out of memory, or the code ended the process)"
+            _("the kernel died (it was killed, ran out of memory, or the code ended the process)")
             if isinstance(exc, DeadKernelError)
-            else "the kernel stopped responding and was killed"
+            else _("the kernel stopped responding and was killed")
         )
         where = _where(cell, cell_index)
-        self._problems.append(f"cell {where}: {what}")
+        self._problems.append(_("cell {cell}: {problem}").format(cell=where, problem=what))
         cell.outputs = list(cell.get("outputs", [])) + [
             _verdict().error_output(
                 "KernelDied",
-                f"{what} while running this cell; a new kernel "
-                "ran the cells before it again and grading went on",
+                _(
+                    "{what} while running this cell; a new kernel ran the cells before it "
+                    "again and grading went on"
+                ).format(what=what),
             )
         ]
         self._dead_cells.add(cell_index)
@@ -327,7 +364,9 @@ class GuardedExecute(Execute):
             self._note_unjudged(cell)
         problem = await self._restart_and_replay(cell_index)
         if problem:
-            self._gave_up = f"{what} in cell {where}, and {problem}"
+            self._gave_up = _("{what} in cell {cell}, and {problem}").format(
+                what=what, cell=where, problem=problem
+            )
             self._problems.append(self._gave_up)
 
     def _judge(self, cell) -> None:
@@ -337,7 +376,9 @@ class GuardedExecute(Execute):
         cell.outputs = decided.outputs
         self._mistakes += decided.mistakes
         if decided.problem:
-            self._problems.append(f"cell {where}: {decided.problem}")
+            self._problems.append(
+                _("cell {cell}: {problem}").format(cell=where, problem=decided.problem)
+            )
 
     def _note_unjudged(self, cell) -> None:
         """A test cell that never reached the verdict: its kernel errors as mistakes."""

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .i18n import _
+
 _active_tapes: list[GradientTape] = []  # tapes whose ``with`` block is running
 
 
@@ -244,7 +246,9 @@ class GradientTape:
     def watch(self, *tensors):
         for t in tensors:
             if not isinstance(t, Tensor):
-                raise TypeError(f"can only watch a Tensor, not {type(t).__name__}")
+                raise TypeError(
+                    _("can only watch a Tensor, not {type}").format(type=type(t).__name__)
+                )
             self._watched.add(t)
             self._tracked.add(t)
 
@@ -260,8 +264,10 @@ class GradientTape:
         or not used)."""
         if self._used and not self.persistent:
             raise RuntimeError(
-                "GradientTape.gradient can only be called once on a "
-                "non-persistent tape: use GradientTape(persistent=True)"
+                _(
+                    "GradientTape.gradient can only be called once on a "
+                    "non-persistent tape: use GradientTape(persistent=True)"
+                )
             )
         self._used = True
         active = self in _active_tapes

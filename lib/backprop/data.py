@@ -40,6 +40,8 @@ import pooch
 import requests
 from numpy.typing import NDArray
 
+from .i18n import _
+
 __all__ = [
     "CACHE_NAME",
     "ENV_VAR",
@@ -114,13 +116,18 @@ def _checked_files(files: Mapping[str, str] | None) -> dict[str, str]:
         return dict(MNIST_FILES)
     if set(files) != set(MNIST_FILES):
         raise ValueError(
-            f"files must map exactly the names {sorted(MNIST_FILES)} to SHA-256 checksums, "
-            f"got {sorted(files)}"
+            _("files must map exactly the names {names} to SHA-256 checksums, got {got}").format(
+                names=sorted(MNIST_FILES), got=sorted(files)
+            )
         )
     table = {name: str(files[name]).strip().lower().removeprefix("sha256:") for name in MNIST_FILES}
     for name, digest in table.items():
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise ValueError(f"checksum for {name} is not a SHA-256 hex digest: {files[name]!r}")
+            raise ValueError(
+                _("checksum for {name} is not a SHA-256 hex digest: {digest!r}").format(
+                    name=name, digest=files[name]
+                )
+            )
     return table
 
 
@@ -128,7 +135,11 @@ def _checked_mirrors(mirrors: Sequence[str] | str | None) -> list[str]:
     urls = [mirrors] if isinstance(mirrors, str) else list(MIRRORS if mirrors is None else mirrors)
     unknown = [url for url in urls if not str(url).startswith(_SCHEMES)]
     if unknown:
-        raise ValueError(f"mirrors must be URLs starting with one of {_SCHEMES}, got {unknown}")
+        raise ValueError(
+            _("mirrors must be URLs starting with one of {schemes}, got {got}").format(
+                schemes=_SCHEMES, got=unknown
+            )
+        )
     return [str(url) for url in urls]
 
 
@@ -143,15 +154,15 @@ def _discard(path: Path) -> bool:
 
 
 def _how_to_fix(folder: Path, table: Mapping[str, str], mirrors: Sequence[str]) -> str:
-    source = f" (for example from {mirrors[0]})" if mirrors else ""
+    source = _(" (for example from {url})").format(url=mirrors[0]) if mirrors else ""
     width = max(len(name) for name in table)
     listing = "\n".join(f"    {name:<{width}}  sha256 {digest}" for name, digest in table.items())
-    return (
-        f"How to fix: download the four files\n{listing}\n"
-        f"by hand{source}, put them in\n    {folder}\n"
-        f"and run again; or set the environment variable {ENV_VAR} to a folder "
-        f"that already holds them. Check a file with `sha256sum FILE`."
-    )
+    return _(
+        "How to fix: download the four files\n{listing}\n"
+        "by hand{source}, put them in\n    {folder}\n"
+        "and run again; or set the environment variable {env} to a folder "
+        "that already holds them. Check a file with `sha256sum FILE`."
+    ).format(listing=listing, source=source, folder=folder, env=ENV_VAR)
 
 
 def _innermost(exc: BaseException) -> BaseException:
@@ -164,17 +175,19 @@ def _innermost(exc: BaseException) -> BaseException:
 def _describe_failure(exc: Exception) -> str:
     """One line on why one download attempt failed, from the type of what pooch raised."""
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return f"HTTP error {exc.response.status_code} {exc.response.reason}"
+        return _("HTTP error {status} {reason}").format(
+            status=exc.response.status_code, reason=exc.response.reason
+        )
     if isinstance(exc, requests.Timeout):
-        return f"timed out after {_TIMEOUT} s"
+        return _("timed out after {seconds} s").format(seconds=_TIMEOUT)
     if isinstance(exc, (requests.ConnectionError, ConnectionError)):
         cause = _innermost(exc)
         detail = cause.strerror if isinstance(cause, OSError) and cause.strerror else cause
-        return f"could not connect ({detail})"
+        return _("could not connect ({detail})").format(detail=detail)
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return f"transfer broken off ({_innermost(exc)})"
+        return _("transfer broken off ({detail})").format(detail=_innermost(exc))
     if isinstance(exc, ValueError):  # pooch.hashes.hash_matches: the download was deleted
-        return "checksum mismatch (the server sent other bytes)"
+        return _("checksum mismatch (the server sent other bytes)")
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
@@ -204,7 +217,9 @@ def _fetch_one(name: str, folder: Path, table: Mapping[str, str], urls: Sequence
     try:
         actual = pooch.file_hash(str(target)) if target.is_file() else None
     except OSError as exc:
-        raise MNISTError(f"Cannot read the MNIST file {target}: {exc}") from exc
+        raise MNISTError(
+            _("Cannot read the MNIST file {path}: {error}").format(path=target, error=exc)
+        ) from exc
     if actual == table[name]:
         return target
     if urls:
@@ -212,8 +227,10 @@ def _fetch_one(name: str, folder: Path, table: Mapping[str, str], urls: Sequence
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise MNISTError(
-                f"Cannot create the MNIST data folder {folder}: {exc}.\n"
-                f"Pass data_dir= or set {ENV_VAR} to a folder you can write to."
+                _(
+                    "Cannot create the MNIST data folder {folder}: {error}.\n"
+                    "Pass data_dir= or set {env} to a folder you can write to."
+                ).format(folder=folder, error=exc, env=ENV_VAR)
             ) from exc
     tried = []
     for base in urls:
@@ -230,16 +247,20 @@ def _fetch_one(name: str, folder: Path, table: Mapping[str, str], urls: Sequence
             tried.append(f"  - {url}: {_describe_failure(exc)}")
     note = ""
     if actual is not None:  # the wrong file pooch did not replace
-        note = f"The existing {target} had sha256 {actual}, expected {table[name]}; " + (
-            "it was deleted.\n" if _discard(target) else "it could NOT be deleted, remove it.\n"
+        note = _("The existing {path} had sha256 {actual}, expected {expected}; ").format(
+            path=target, actual=actual, expected=table[name]
+        ) + (
+            _("it was deleted.\n")
+            if _discard(target)
+            else _("it could NOT be deleted, remove it.\n")
         )
     raise MNISTError(
-        f"Could not get the MNIST file {name} from any mirror.\n"
-        "Tried:\n"
-        + ("\n".join(tried) or "  (no mirrors given)")
+        _("Could not get the MNIST file {name} from any mirror.\n").format(name=name)
+        + _("Tried:\n")
+        + ("\n".join(tried) or _("  (no mirrors given)"))
         + "\n"
         + note
-        + f"No incomplete or unverified file was kept in {folder}.\n"
+        + _("No incomplete or unverified file was kept in {folder}.\n").format(folder=folder)
         + _how_to_fix(folder, table, urls)
     )
 
@@ -254,24 +275,32 @@ def _read_idx(path: Path, expected_magic: int) -> NDArray[np.uint8]:
     try:
         raw = gzip.decompress(path.read_bytes())
     except EOFError as exc:
-        raise _IDXFormatError(f"the gzip data are truncated ({exc})") from exc
+        raise _IDXFormatError(_("the gzip data are truncated ({error})").format(error=exc)) from exc
     except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise _IDXFormatError(f"not a readable gzip file ({exc})") from exc
+        raise _IDXFormatError(_("not a readable gzip file ({error})").format(error=exc)) from exc
     if len(raw) < 4:
-        raise _IDXFormatError(f"the data end after {len(raw)} bytes, inside the IDX header")
+        raise _IDXFormatError(
+            _("the data end after {size} bytes, inside the IDX header").format(size=len(raw))
+        )
     magic = int(np.frombuffer(raw, dtype=">u4", count=1)[0])
     if magic != expected_magic:
-        kind = "images" if expected_magic == _IMAGE_MAGIC else "labels"
-        raise _IDXFormatError(f"IDX magic number is {magic}, expected {expected_magic} ({kind})")
+        kind = _("images") if expected_magic == _IMAGE_MAGIC else _("labels")
+        raise _IDXFormatError(
+            _("IDX magic number is {magic}, expected {expected} ({kind})").format(
+                magic=magic, expected=expected_magic, kind=kind
+            )
+        )
     ndim = magic & 0xFF
     if len(raw) < 4 + 4 * ndim:
-        raise _IDXFormatError("the data end inside the IDX header")
+        raise _IDXFormatError(_("the data end inside the IDX header"))
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     pixels = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if pixels.size != np.prod(dims, dtype=np.int64):
         raise _IDXFormatError(
-            f"the IDX header promises {np.prod(dims, dtype=np.int64)} data bytes (shape {dims}) "
-            f"but the file holds {pixels.size}"
+            _(
+                "the IDX header promises {promised} data bytes (shape {shape}) "
+                "but the file holds {size}"
+            ).format(promised=np.prod(dims, dtype=np.int64), shape=dims, size=pixels.size)
         )
     return pixels.reshape(dims)
 
@@ -281,13 +310,25 @@ def _check_mnist_arrays(arrays: Mapping[str, np.ndarray]) -> None:
     for split in ("train", "test"):
         x, t = arrays[f"x_{split}"], arrays[f"t_{split}"]
         if x.dtype != np.uint8 or t.dtype != np.uint8:
-            raise ValueError(f"{split}: expected uint8 data")
+            raise ValueError(_("{split}: expected uint8 data").format(split=split))
         if x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise ValueError(f"{split} images have shape {x.shape}, expected (N, 28, 28)")
+            raise ValueError(
+                _("{split} images have shape {shape}, expected (N, 28, 28)").format(
+                    split=split, shape=x.shape
+                )
+            )
         if t.shape != (x.shape[0],):
-            raise ValueError(f"{split}: {x.shape[0]} images but {t.shape[0]} labels")
+            raise ValueError(
+                _("{split}: {images} images but {labels} labels").format(
+                    split=split, images=x.shape[0], labels=t.shape[0]
+                )
+            )
         if t.size and int(t.max()) > 9:
-            raise ValueError(f"{split} labels go up to {int(t.max())}, expected 0..9")
+            raise ValueError(
+                _("{split} labels go up to {top}, expected 0..9").format(
+                    split=split, top=int(t.max())
+                )
+            )
 
 
 def _parse_files(
@@ -301,16 +342,24 @@ def _parse_files(
             # It matched the checksum table and still is not IDX: useless, so remove it.
             gone = _discard(paths[name])
             raise MNISTError(
-                f"The MNIST file {paths[name]} is damaged: {exc}.\n"
-                + ("It was deleted. " if gone else "It could NOT be deleted, please remove it. ")
-                + "If you passed your own checksums, check them.\n"
+                _("The MNIST file {path} is damaged: {error}.\n").format(
+                    path=paths[name], error=exc
+                )
+                + (
+                    _("It was deleted. ")
+                    if gone
+                    else _("It could NOT be deleted, please remove it. ")
+                )
+                + _("If you passed your own checksums, check them.\n")
                 + _how_to_fix(folder, table, urls)
             ) from exc
     try:
         _check_mnist_arrays(arrays)
     except ValueError as exc:
         raise MNISTError(
-            f"The MNIST files in {folder} do not fit together: {exc}.\n"
+            _("The MNIST files in {folder} do not fit together: {error}.\n").format(
+                folder=folder, error=exc
+            )
             + _how_to_fix(folder, table, urls)
         ) from exc
     return arrays

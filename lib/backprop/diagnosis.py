@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .i18n import _
+
 # What counts as "the same" when testing a suspected mistake: looser than the
 # pass threshold, because a wrong gradient can still carry rounding noise.
 _CLOSE = 1e-5
@@ -52,7 +54,8 @@ class Check:
     threshold: float | None = None
 
     def __str__(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.message}"
+        verdict = _("ok") if self.ok else _("FAIL")
+        return f"{verdict:<4} {self.name}: {self.message}"
 
 
 @dataclass
@@ -81,7 +84,11 @@ class LayerReport:
         for c in self.checks:
             if c.name == name:
                 return c
-        raise KeyError(f"no check named {name!r}; there are {[c.name for c in self.checks]}")
+        raise KeyError(
+            _("no check named {name}; there are {names}").format(
+                name=repr(name), names=[c.name for c in self.checks]
+            )
+        )
 
     def __contains__(self, name: str) -> bool:
         return any(c.name == name for c in self.checks)
@@ -99,7 +106,9 @@ class LayerReport:
         if any(n not in self for n in names):
             stop = [c for c in self.failures if c not in bad]
             bad += stop or [
-                Check(n, False, "could not be checked", "not_run") for n in names if n not in self
+                Check(n, False, _("could not be checked"), "not_run")
+                for n in names
+                if n not in self
             ]
         return [c for c in chosen if c.ok], bad
 
@@ -139,18 +148,22 @@ def diagnose(
     """
     expected = np.asarray(expected, dtype=np.float64)
     if got is None:
-        return Check(name, False, "is None: did backward forget to return it or set it?", "missing")
+        return Check(
+            name, False, _("is None: did backward forget to return it or set it?"), "missing"
+        )
     try:
         got = np.asarray(got, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        return Check(name, False, f"is not an array of numbers ({exc})", "not_numeric")
+        return Check(
+            name, False, _("is not an array of numbers ({error})").format(error=exc), "not_numeric"
+        )
     if got.shape != expected.shape:
         return _wrong_shape(name, got.shape, expected.shape)
     if not np.all(np.isfinite(got)):
         return Check(
             name,
             False,
-            "contains nan or inf: an overflow (exp of a large number?) or log of 0 somewhere",
+            _("contains nan or inf: an overflow (exp of a large number?) or log of 0 somewhere"),
             "nonfinite",
         )
     err = rel_error(got, expected)
@@ -158,37 +171,43 @@ def diagnose(
         return Check(
             name,
             True,
-            f"relative error {err:.1e} (threshold {threshold:.0e})",
+            _("relative error {err:.1e} (threshold {threshold:.0e})").format(
+                err=err, threshold=threshold
+            ),
             None,
             err,
             threshold,
         )
     causes = _causes(got, expected, batch_size, dout, suspects or {})
-    where = f"relative error {err:.1e}, threshold {threshold:.0e}"
+    where = _("relative error {err:.1e}, threshold {threshold:.0e}").format(
+        err=err, threshold=threshold
+    )
     if causes:
         key, explanation = causes[0]
-        return Check(name, False, f"{explanation} ({where})", key, err, threshold)
-    target = "the expected value" if name == "out" else "the numerical gradient"
-    return Check(name, False, f"does not match {target} ({where})", "mismatch", err, threshold)
+        text = _("{explanation} ({where})").format(explanation=explanation, where=where)
+        return Check(name, False, text, key, err, threshold)
+    if name == "out":
+        text = _("does not match the expected value ({where})").format(where=where)
+    else:
+        text = _("does not match the numerical gradient ({where})").format(where=where)
+    return Check(name, False, text, "mismatch", err, threshold)
 
 
 def _wrong_shape(name: str, got: tuple[int, ...], expected: tuple[int, ...]) -> Check:
     """The failed check for a gradient of shape got where expected was due, with a guess."""
-    says = f"has shape {got} but should have {expected}"
+    says = _("has shape {got} but should have {expected}").format(got=got, expected=expected)
     if len(got) == 2 and got == expected[::-1]:
-        return Check(
-            name, False, f"{says}: transposed? Check the order in the matrix product", "transpose"
-        )
+        hint = _("transposed? Check the order in the matrix product")
+        return Check(name, False, f"{says}: {hint}", "transpose")
     if len(got) == len(expected) + 1 and got[1:] == expected:
-        return Check(name, False, f"{says}: sum over the batch axis (axis=0)", "not_summed")
+        hint = _("sum over the batch axis (axis=0)")
+        return Check(name, False, f"{says}: {hint}", "not_summed")
     if math.prod(got) == math.prod(expected):
-        return Check(
-            name,
-            False,
-            f"{says}: right number of entries, wrong arrangement "
-            f"(reshape to {expected}, or check the order of a product)",
-            "shape",
-        )
+        hint = _(
+            "right number of entries, wrong arrangement "
+            "(reshape to {expected}, or check the order of a product)"
+        ).format(expected=expected)
+        return Check(name, False, f"{says}: {hint}", "shape")
     return Check(name, False, says, "shape")
 
 
@@ -212,32 +231,41 @@ def _causes(
         causes.append(
             (
                 "batch_size",
-                f"too large by a factor of exactly N = {n}, the batch "
-                "size: did you forget to divide by N?",
+                _(
+                    "too large by a factor of exactly N = {n}, the batch "
+                    "size: did you forget to divide by N?"
+                ).format(n=n),
             )
         )
     if n > 1 and close(expected / n):
         causes.append(
             (
                 "batch_size_twice",
-                f"too small by a factor of exactly N = {n}, the "
-                "batch size: divided by N where it was not needed, or twice?",
+                _(
+                    "too small by a factor of exactly N = {n}, the "
+                    "batch size: divided by N where it was not needed, or twice?"
+                ).format(n=n),
             )
         )
     if close(-expected):
-        causes.append(("sign", "has the wrong sign: check a minus sign"))
+        causes.append(("sign", _("has the wrong sign: check a minus sign")))
     if got.ndim == 2 and got.shape[0] == got.shape[1] and close(expected.T):
         causes.append(
             (
                 "transpose",
-                "is the transpose of the right answer (the shapes only "
-                "agree because the matrix is square): check the order in the product",
+                _(
+                    "is the transpose of the right answer (the shapes only "
+                    "agree because the matrix is square): check the order in the product"
+                ),
             )
         )
     if dout is not None and np.shape(dout) == got.shape and close(dout) and not close(expected):
         causes.append(
-            ("passthrough", "equals the upstream gradient dout: multiply it by the local gradient")
+            (
+                "passthrough",
+                _("equals the upstream gradient dout: multiply it by the local gradient"),
+            )
         )
     if not np.any(got) and np.any(expected):
-        causes.append(("zero", "is all zeros: is it ever computed?"))
+        causes.append(("zero", _("is all zeros: is it ever computed?")))
     return causes

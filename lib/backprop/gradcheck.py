@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .diagnosis import Check, LayerReport, diagnose, rel_error
+from .i18n import _
 
 __all__ = [
     "Check",
@@ -66,15 +67,19 @@ def numerical_gradient(
     if not isinstance(x, np.ndarray) or x.dtype != np.float64:
         got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
         raise TypeError(
-            f"numerical_gradient needs a float64 numpy array, got {got}: "
-            "in lower precision a step of h = 1e-5 is lost to rounding"
+            _(
+                "numerical_gradient needs a float64 numpy array, got {got}: "
+                "in lower precision a step of h = 1e-5 is lost to rounding"
+            ).format(got=got)
         )
     grad = np.zeros_like(x)
     flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)
     if not np.shares_memory(flat_x, x):
         raise ValueError(
-            "numerical_gradient needs an array it can change in place "
-            "(a contiguous one, not a strided view)"
+            _(
+                "numerical_gradient needs an array it can change in place "
+                "(a contiguous one, not a strided view)"
+            )
         )
     for i in range(flat_x.size):
         original = flat_x[i]
@@ -204,12 +209,15 @@ def _forward_phase(run: _Run, given: dict[str, Any], expected_out: Any, report: 
     try:
         out = run.layer.forward(*given.values())
     except Exception as exc:  # a learner's layer can fail in any way
-        report.add(Check("forward", False, f"raised {type(exc).__name__}: {exc}", "error"))
+        text = _("raised {error_type}: {error}").format(error_type=type(exc).__name__, error=exc)
+        report.add(Check("forward", False, text, "error"))
         return None
     if out is None:
-        report.add(Check("forward", False, "returned None: did you forget to return?", "missing"))
+        report.add(
+            Check("forward", False, _("returned None: did you forget to return?"), "missing")
+        )
         return None
-    report.add(Check("forward", True, "runs"))
+    report.add(Check("forward", True, _("runs")))
     if expected_out is not None:
         report.add(
             diagnose("out", out, expected_out, threshold=run.threshold, batch_size=run.batch_size)
@@ -220,7 +228,10 @@ def _forward_phase(run: _Run, given: dict[str, Any], expected_out: Any, report: 
                 Check(
                     f"{k} unchanged",
                     False,
-                    f"forward changed its input {k} in place: compute into a new array instead",
+                    _(
+                        "forward changed its input {name} in place: compute into a new array "
+                        "instead"
+                    ).format(name=k),
                     "mutated_input",
                 )
             )
@@ -240,16 +251,19 @@ def _backward_phase(
     try:
         grads = run.layer.backward(handed)
     except Exception as exc:
-        report.add(Check("backward", False, f"raised {type(exc).__name__}: {exc}", "error"))
+        text = _("raised {error_type}: {error}").format(error_type=type(exc).__name__, error=exc)
+        report.add(Check("backward", False, text, "error"))
         return None
     if not _unchanged(dout_before, handed):
         report.add(
             Check(
                 "dout unchanged",
                 False,
-                "backward changed the upstream gradient "
-                "dout in place: the layer before may still need it; compute into a "
-                "new array",
+                _(
+                    "backward changed the upstream gradient "
+                    "dout in place: the layer before may still need it; compute into a "
+                    "new array"
+                ),
                 "mutated_dout",
             )
         )
@@ -259,7 +273,7 @@ def _backward_phase(
                 Check(
                     f"{k} unchanged",
                     False,
-                    f"backward changed the input {k} in place",
+                    _("backward changed the input {name} in place").format(name=k),
                     "mutated_input",
                 )
             )
@@ -273,7 +287,7 @@ def _backward_phase(
             Check(
                 "backward",
                 False,
-                f"should return ({want}), got {grads!r:.80}",
+                _("should return ({want}), got {got:.80}").format(want=want, got=repr(grads)),
                 "missing" if grads is None else "return_value",
             )
         )
@@ -299,7 +313,14 @@ def _numerical_phase(
         numeric = _numerical_gradients(run, dout)
     except Exception as exc:
         report.add(
-            Check("forward", False, f"raised {type(exc).__name__} when run again: {exc}", "error")
+            Check(
+                "forward",
+                False,
+                _("raised {error_type} when run again: {error}").format(
+                    error_type=type(exc).__name__, error=exc
+                ),
+                "error",
+            )
         )
         return
     suspects: dict[str, dict[str, tuple[str, np.ndarray]]] = {}

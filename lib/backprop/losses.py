@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .i18n import _
+
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """Softmax over the last axis. Stable: subtracts the row maximum first, so
@@ -42,8 +44,10 @@ def _as_indices(t: np.ndarray, scores: np.ndarray) -> np.ndarray:
         return np.argmax(t.reshape(n, -1), axis=-1)
     if t.size != n:
         raise ValueError(
-            f"targets of shape {t.shape} do not fit scores of shape {scores.shape}: "
-            "give one class index per row or a one-hot array shaped like the scores"
+            _(
+                "targets of shape {targets} do not fit scores of shape {scores}: "
+                "give one class index per row or a one-hot array shaped like the scores"
+            ).format(targets=t.shape, scores=scores.shape)
         )
     return t.reshape(n).astype(np.int64, copy=False)
 
@@ -117,7 +121,9 @@ class IdentityWithLoss:
         t = np.asarray(t, dtype=np.float64)
         if t.shape != x.shape:
             raise ValueError(
-                f"targets of shape {t.shape} do not fit predictions of shape {x.shape}"
+                _(
+                    "targets of shape {targets} do not fit predictions of shape {predictions}"
+                ).format(targets=t.shape, predictions=x.shape)
             )
         self.x_shape = x.shape
         self.y = x.reshape(1, -1) if x.ndim == 1 else x.copy()

@@ -21,6 +21,7 @@ import numpy as np
 
 from .activations import Relu, Sigmoid, Tanh
 from .affine import Affine
+from .i18n import _
 from .losses import SoftmaxWithLoss
 from .network import LayerStack, _bind_owner
 
@@ -35,7 +36,11 @@ def init_std(n_in: int, weight_init: str | float) -> float:
             return float(np.sqrt(2.0 / n_in))
         if kind == "xavier":
             return float(np.sqrt(1.0 / n_in))
-        raise ValueError(f"weight_init must be 'he', 'xavier' or a number, not {weight_init!r}")
+        raise ValueError(
+            _("weight_init must be 'he', 'xavier' or a number, not {value!r}").format(
+                value=weight_init
+            )
+        )
     return float(weight_init)
 
 
@@ -64,7 +69,11 @@ class MultiLayerNet(LayerStack):
         dtype: type = np.float64,
     ) -> None:
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {activation!r}")
+            raise ValueError(
+                _("activation must be one of {names}, not {value!r}").format(
+                    names=sorted(ACTIVATIONS), value=activation
+                )
+            )
         rng = np.random.default_rng(seed)
         sizes = [input_size, *hidden_sizes, output_size]
         self.n_layers = len(sizes) - 1

@@ -19,6 +19,7 @@ import numpy as np
 from .activations import Relu
 from .affine import Affine
 from .gradcheck import numerical_gradient
+from .i18n import _
 from .losses import SoftmaxWithLoss
 
 
@@ -53,7 +54,7 @@ class Parameters(MutableMapping):
         self._arrays[name] = value
 
     def __delitem__(self, name: str) -> None:
-        raise TypeError("parameters cannot be deleted: the layers need them")
+        raise TypeError(_("parameters cannot be deleted: the layers need them"))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._arrays)
@@ -94,8 +95,9 @@ class LayerStack:
         # Assigning a whole dict rebinds every layer (by _bind); it must name every parameter.
         if set(values) != set(self._owners):
             raise KeyError(
-                f"params needs exactly the keys {', '.join(self._owners)}, "
-                f"got {', '.join(values) or 'none'}"
+                _("params needs exactly the keys {keys}, got {got}").format(
+                    keys=", ".join(self._owners), got=", ".join(values) or _("none")
+                )
             )
         self._params = Parameters(self._bind)
         for name in self._owners:
@@ -138,7 +140,11 @@ class LayerStack:
 def _bind_owner(net: LayerStack, name: str, value: np.ndarray) -> None:
     """Put value into the layer attribute that holds parameter name (KeyError if none)."""
     if name not in net._owners:
-        raise KeyError(f"no parameter named {name!r}: there are {', '.join(net._owners)}")
+        raise KeyError(
+            _("no parameter named {name!r}: there are {names}").format(
+                name=name, names=", ".join(net._owners)
+            )
+        )
     layer, attr = net._owners[name]
     setattr(net.layers[layer], attr, value)
 

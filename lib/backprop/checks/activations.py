@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations
+from ..i18n import N_, _
 from .core import define
 from .layer import collect_layer, verify_layer
 
@@ -33,12 +34,14 @@ def _relu_suspects(i: dict, r: str) -> dict:
     return {
         "dx": {
             "mask_inverted": (
-                "lets the gradient through where x <= 0 instead of where x > 0: "
-                "is the mask inverted?",
+                _(
+                    "lets the gradient through where x <= 0 instead of where x > 0: "
+                    "is the mask inverted?"
+                ),
                 np.where(x > 0, 0, d),
             ),
             "relu_of_dout": (
-                "applies ReLU to dout itself; the mask must come from the input x",
+                _("applies ReLU to dout itself; the mask must come from the input x"),
                 np.maximum(d, 0),
             ),
         }
@@ -79,8 +82,10 @@ def _sigmoid_suspects(i: dict, r: str) -> dict:
     return {
         "dx": {
             "from_input": (
-                "uses the input x in x * (1 - x); the local gradient is "
-                "y * (1 - y) with y the *output* of forward",
+                _(
+                    "uses the input x in x * (1 - x); the local gradient is "
+                    "y * (1 - y) with y the *output* of forward"
+                ),
                 d * x * (1 - x),
             )
         }
@@ -94,8 +99,9 @@ def _collect_strictly(target, inp: dict) -> dict:
         return collect_layer(target, inp)
 
 
+# Marked, not translated: verify_layer translates hints when it shows them.
 _STABLE_HINT = {
-    "forward": (
+    "forward": N_(
         "run your forward by hand on a small array and read the error. A FloatingPointError "
         "(overflow) means exp got too large an argument: compute from e = exp(-|x|), which "
         "never overflows, and remember that np.where evaluates both of its branches"
@@ -122,17 +128,21 @@ def _tanh_suspects(i: dict, r: str) -> dict:
     return {
         "dx": {
             "from_input": (
-                "uses the input x in 1 - x**2; the local gradient of tanh is computed "
-                "from y, the *output* of forward, which forward must keep",
+                _(
+                    "uses the input x in 1 - x**2; the local gradient of tanh is computed "
+                    "from y, the *output* of forward, which forward must keep"
+                ),
                 d * (1 - x**2),
             ),
             "not_squared": (
-                "is dout * (1 - y): the derivative of tanh is not 1 - tanh; square the output",
+                _("is dout * (1 - y): the derivative of tanh is not 1 - tanh; square the output"),
                 d * (1 - y),
             ),
             "sigmoid_rule": (
-                "is dout * y * (1 - y), the sigmoid's rule; tanh has its own "
-                "derivative: differentiate tanh and write it with y = tanh(x)",
+                _(
+                    "is dout * y * (1 - y), the sigmoid's rule; tanh has its own "
+                    "derivative: differentiate tanh and write it with y = tanh(x)"
+                ),
                 d * y * (1 - y),
             ),
         }

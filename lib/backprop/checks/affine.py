@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import affine
+from ..i18n import _
 from .core import define
 from .layer import collect_layer, verify_layer
 
@@ -35,15 +36,17 @@ def _suspects(i: dict, r: str) -> dict:
     W = i["init"]["W"] + (i["update"]["W"] if r else 0)
     x2 = x.reshape(x.shape[0], -1)
     square = W.shape[0] == W.shape[1]
-    why = (
+    why = _(
         "is the transpose of the right answer (the shapes only agree because W is "
         "square): check the order of the factors and which one is transposed"
     )
     found = {
         "db": {
             "db_mean": (
-                "is the mean of dout over the batch; db is the sum (the loss "
-                "layer has already divided by N)",
+                _(
+                    "is the mean of dout over the batch; db is the sum (the loss "
+                    "layer has already divided by N)"
+                ),
                 dout.mean(axis=0),
             )
         }
@@ -85,8 +88,10 @@ def _bias_suspects(i: dict, r: str) -> dict:
     return {
         "db": {
             "db_mean": (
-                "is the mean of dout over the batch: b is used by every "
-                "sample, and the gradients of all its uses add up",
+                _(
+                    "is the mean of dout over the batch: b is used by every "
+                    "sample, and the gradients of all its uses add up"
+                ),
                 dout.mean(axis=0),
             )
         }

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import autodiff
 from ..gradcheck import Check, LayerReport, diagnose, numerical_gradient
+from ..i18n import _
 from .channel import Raised, snapshot
 from .core import define
 from .running import call, raised_check
@@ -76,7 +77,7 @@ _NUMPY = {
 def _op_inputs(op: str = "mul", seed: int = 0) -> dict:
     """Two cases for one operation: inputs, keyword arguments and an upstream gradient g."""
     if op not in OPS:
-        raise ValueError(f"op must be one of {OPS}")
+        raise ValueError(_("op must be one of {ops}").format(ops=OPS))
     rng = np.random.default_rng([seed, OPS.index(op)])
     n = 3 + seed % 3
     nrm = rng.standard_normal
@@ -145,15 +146,19 @@ def _op_suspects(op: str, args: list, kw: dict, g: np.ndarray, i: int) -> dict:
     local = _numeric(op, args, kw, ones)[i]
     s = {
         "no_dout": (
-            "is the local gradient alone: multiply it by g, the gradient that "
-            "comes from above (the chain rule)",
+            _(
+                "is the local gradient alone: multiply it by g, the gradient that "
+                "comes from above (the chain rule)"
+            ),
             local,
         )
     }
     a = args[0]
     if op == "mul":
         s["not_swapped"] = (
-            f"uses {'ab'[i]} itself: the gradient of one factor is g times the OTHER factor",
+            _("uses {name} itself: the gradient of one factor is g times the OTHER factor").format(
+                name="ab"[i]
+            ),
             g * args[i],
         )
     if op == "matmul":
@@ -162,13 +167,15 @@ def _op_suspects(op: str, args: list, kw: dict, g: np.ndarray, i: int) -> dict:
             [
                 (
                     "transpose",
-                    "is missing a transpose: match the shapes, g (N, M) and b (K, M) "
-                    "must give (N, K)",
+                    _(
+                        "is missing a transpose: match the shapes, g (N, M) and b (K, M) "
+                        "must give (N, K)"
+                    ),
                     lambda: g @ b,
                 ),
                 (
                     "order",
-                    "has the product in the wrong order: the result must be (N, K)",
+                    _("has the product in the wrong order: the result must be (N, K)"),
                     lambda: b.T @ g,
                 ),
             ]
@@ -176,13 +183,15 @@ def _op_suspects(op: str, args: list, kw: dict, g: np.ndarray, i: int) -> dict:
             else [
                 (
                     "transpose",
-                    "is missing a transpose: match the shapes, a (N, K) and g "
-                    "(N, M) must give (K, M)",
+                    _(
+                        "is missing a transpose: match the shapes, a (N, K) and g "
+                        "(N, M) must give (K, M)"
+                    ),
                     lambda: a @ g,
                 ),
                 (
                     "order",
-                    "has the product in the wrong order: the result must be (K, M)",
+                    _("has the product in the wrong order: the result must be (K, M)"),
                     lambda: g.T @ a,
                 ),
             ]
@@ -195,28 +204,28 @@ def _op_suspects(op: str, args: list, kw: dict, g: np.ndarray, i: int) -> dict:
     if op == "pow":
         p = kw.get("p", 3.0)
         s["power_not_lowered"] = (
-            "keeps the exponent p: the derivative of a**p is p * a**(p - 1)",
+            _("keeps the exponent p: the derivative of a**p is p * a**(p - 1)"),
             g * p * a**p,
         )
-        s["no_p"] = ("forgot the factor p in front", g * a ** (p - 1))
+        s["no_p"] = (_("forgot the factor p in front"), g * a ** (p - 1))
     if op == "exp":
         s["from_input"] = (
-            "multiplies g by the input a: the derivative of exp(a) is exp(a), the output",
+            _("multiplies g by the input a: the derivative of exp(a) is exp(a), the output"),
             g * a,
         )
     if op == "log":
-        s["times_a"] = ("multiplies g by a: the derivative of log(a) is 1 / a", g * a)
+        s["times_a"] = (_("multiplies g by a: the derivative of log(a) is 1 / a"), g * a)
         s["from_output"] = (
-            "uses the output log(a): the derivative of log(a) is 1 / a",
+            _("uses the output log(a): the derivative of log(a) is 1 / a"),
             g * np.log(a),
         )
     if op == "relu":
         s["mask_inverted"] = (
-            "lets g through where a <= 0: the slope is 1 where a > 0",
+            _("lets g through where a <= 0: the slope is 1 where a > 0"),
             np.where(a > 0, 0.0, g),
         )
         s["relu_of_g"] = (
-            "applies relu to g: the mask must come from the input a",
+            _("applies relu to g: the mask must come from the input a"),
             np.maximum(g, 0.0),
         )
     return s
@@ -237,8 +246,10 @@ def _numeric(op: str, args: list, kw: dict, g: np.ndarray) -> list[np.ndarray]:
 
 def _label(case: dict) -> str:
     """How reports name one case: the shapes of its inputs and its keyword arguments."""
-    shapes = " and ".join(str(np.shape(a)) for a in case["args"])
-    return f" (inputs of shape {shapes}{', ' + str(case['kw']) if case['kw'] else ''})"
+    shapes = _(" and ").join(str(np.shape(a)) for a in case["args"])
+    return _(" (inputs of shape {shapes}{kw})").format(
+        shapes=shapes, kw=", " + str(case["kw"]) if case["kw"] else ""
+    )
 
 
 def _parents_check(rec: dict) -> Check:
@@ -246,10 +257,12 @@ def _parents_check(rec: dict) -> Check:
     return Check(
         "parents",
         ok,
-        "the result's _parents are the input Tensors, in order"
+        _("the result's _parents are the input Tensors, in order")
         if ok
-        else "the result's _parents should be the input Tensors themselves, in order: "
-        "pass them to _make",
+        else _(
+            "the result's _parents should be the input Tensors themselves, in order: "
+            "pass them to _make"
+        ),
         None if ok else "parents",
     )
 
@@ -266,8 +279,10 @@ def _grad_checks(op: str, case: dict, rec: dict, names: list[str], label: str) -
                 Check(
                     name,
                     False,
-                    f"backward returned {len(grads)} gradient(s); "
-                    f"it must return one per input ({len(names)})",
+                    _(
+                        "backward returned {count} gradient(s); "
+                        "it must return one per input ({inputs})"
+                    ).format(count=len(grads), inputs=len(names)),
                     "missing",
                 )
             )
@@ -278,9 +293,12 @@ def _grad_checks(op: str, case: dict, rec: dict, names: list[str], label: str) -
                 Check(
                     name,
                     False,
-                    f"has the shape of g {got.shape}, not of its input "
-                    f"{want.shape}: the input was broadcast, so sum its gradient "
-                    "back with sum_to(..., shape)" + label,
+                    _(
+                        "has the shape of g {got}, not of its input "
+                        "{expected}: the input was broadcast, so sum its gradient "
+                        "back with sum_to(..., shape)"
+                    ).format(got=got.shape, expected=want.shape)
+                    + label,
                     "broadcast",
                 )
             )
@@ -304,10 +322,12 @@ def _tensor_check(rec: dict, names: list[str]) -> Check:
     return Check(
         "tensor",
         ok,
-        "backward returns Tensors, built with Tensor operations"
+        _("backward returns Tensors, built with Tensor operations")
         if ok
-        else "backward must return Tensors built with Tensor operations (g * b, not "
-        "g.value * b.value), so that a tape can record the backward pass",
+        else _(
+            "backward must return Tensors built with Tensor operations (g * b, not "
+            "g.value * b.value), so that a tape can record the backward pass"
+        ),
         None if ok else "not_tensor",
     )
 
@@ -328,18 +348,18 @@ def _unchanged_check(case: dict, rec: dict) -> Check:
         _arr(rec.get("g_after")), case["g"]
     )
     if same and g_same:
-        return Check("unchanged", True, "inputs and g unchanged")
+        return Check("unchanged", True, _("inputs and g unchanged"))
     if same:
         return Check(
             "unchanged",
             False,
-            "changed g in place: build new Tensors, do not write into g.value",
+            _("changed g in place: build new Tensors, do not write into g.value"),
             "mutated_dout",
         )
     return Check(
         "unchanged",
         False,
-        "changed an input's value in place: build new Tensors instead",
+        _("changed an input's value in place: build new Tensors instead"),
         "mutated_input",
     )
 
@@ -354,7 +374,7 @@ def _case_checks(op: str, case: dict, rec: dict, names: list[str]) -> list[Check
                 n,
                 f"{op}: {err.get('step')}",
                 err["raised"],
-                "run the operation by hand on the inputs shown",
+                _("run the operation by hand on the inputs shown"),
             )
             for n in ["out", "parents", *names, "tensor", "unchanged"]
         ]

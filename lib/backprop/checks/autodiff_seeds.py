@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import autodiff
 from ..gradcheck import LayerReport, diagnose, numerical_gradient
+from ..i18n import _
 from .autodiff_ops import _names
 from .autodiff_tape import _grad_check, _pair
 from .channel import Raised, snapshot
@@ -80,7 +81,15 @@ def _verify_seeds(inp: dict, obs: dict) -> LayerReport:
         ("x5", 5 * a**4, 20 * a**3, "y = x**5"),
     ):
         d1, d2 = _pair(obs, name)
-        r.add(_grad_check(name, d1, np.asarray(first), {}, f"{label} at {a:g}, dy/dx"))
+        r.add(
+            _grad_check(
+                name,
+                d1,
+                np.asarray(first),
+                {},
+                _("{function} at {x:g}, dy/dx").format(function=label, x=a),
+            )
+        )
         r.add(
             _grad_check(
                 name + "_second",
@@ -88,12 +97,14 @@ def _verify_seeds(inp: dict, obs: dict) -> LayerReport:
                 np.asarray(second),
                 {
                     "constant_rules": (
-                        "the outer tape saw only constants: build the "
-                        "local rules from Tensor operations",
+                        _(
+                            "the outer tape saw only constants: build the "
+                            "local rules from Tensor operations"
+                        ),
                         np.asarray(0.0),
                     )
                 },
-                f"{label} at {a:g}, second derivative",
+                _("{function} at {x:g}, second derivative").format(function=label, x=a),
             )
         )
     w = obs.get("w")
@@ -108,7 +119,9 @@ def _verify_seeds(inp: dict, obs: dict) -> LayerReport:
                 got,
                 np.asarray(want[i]),
                 {},
-                f"persistent tape, d{name}/dx at {a:g} for y = x*x, z = y*y, w = z*z",
+                _("persistent tape, d{name}/dx at {x:g} for y = x*x, z = y*y, w = z*z").format(
+                    name=name, x=a
+                ),
             )
         )
     shape = tuple(inp["shape"])
@@ -119,7 +132,7 @@ def _verify_seeds(inp: dict, obs: dict) -> LayerReport:
             obs.get("sum_squared"),
             np.full(shape, 2 * n),
             {},
-            f"z = (sum x)**2 for x = ones{shape}",
+            _("z = (sum x)**2 for x = ones{shape}").format(shape=shape),
         )
     )
     return r

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import autodiff
 from ..gradcheck import Check, LayerReport, diagnose, numerical_gradient
+from ..i18n import N_, _
 from .autodiff_ops import _arr, _names
 from .channel import Raised, snapshot
 from .core import define
@@ -137,13 +138,15 @@ def _collect_tape(Tape: Any, inp: dict) -> dict:
 
 def _grad_check(name: str, got: Any, want: np.ndarray, suspects: dict, what: str) -> Check:
     if isinstance(got, Raised):
-        return raised_check(name, what, got, "run the scenario by hand and read the error")
+        return raised_check(name, what, got, _("run the scenario by hand and read the error"))
     if got is None:
         return Check(
             name,
             False,
-            f"{what}: no gradient reached the input (None). Replay the "
-            "records from the last one back to the first, starting from the target",
+            _(
+                "{what}: no gradient reached the input (None). Replay the "
+                "records from the last one back to the first, starting from the target"
+            ).format(what=what),
             "order",
         )
     c = diagnose(name, got, want, suspects=suspects)
@@ -166,7 +169,7 @@ def _first(obs: dict, key: str) -> Any:
     return v[0] if isinstance(v, list) and v else v
 
 
-_OVER = (
+_OVER = N_(
     "was overwritten instead of accumulated: a value used twice gets the SUM of the "
     "gradients from both uses (grads[x] = grads[x] + g)"
 )
@@ -181,8 +184,8 @@ def _replay_checks(inp: dict, obs: dict) -> list[Check]:
             "square",
             _first(obs, "square"),
             num(lambda v: float(v**2), s),
-            {"overwrites": (_OVER, s)},
-            f"y = x ** 2 at x = {s:.3g}",
+            {"overwrites": (_(_OVER), s)},
+            _("y = x ** 2 at x = {x:.3g}").format(x=s),
         )
     ]
     ga, gb = _pair(obs, "chain")
@@ -192,30 +195,32 @@ def _replay_checks(inp: dict, obs: dict) -> list[Check]:
         num(lambda v: float(np.exp(v * w).sum()), x),
         {
             "no_dout": (
-                "is what the local rules give with g = 1 everywhere: "
-                "pass each record's output gradient to its _backward",
+                _(
+                    "is what the local rules give with g = 1 everywhere: "
+                    "pass each record's output gradient to its _backward"
+                ),
                 w,
             )
         },
-        "sum(exp(x * w)), gradient of x",
+        _("sum(exp(x * w)), gradient of x"),
     )
     if not isinstance(ga, Raised) and chain.ok:
-        chain = _grad_check("chain", gb, x * np.exp(x * w), {}, "sum(exp(x * w)), gradient of w")
+        chain = _grad_check("chain", gb, x * np.exp(x * w), {}, _("sum(exp(x * w)), gradient of w"))
     checks.append(chain)
     checks.append(
         _grad_check(
-            "fan_out", _first(obs, "fan_out"), 2 * x, {"overwrites": (_OVER, x)}, "sum(x * x)"
+            "fan_out", _first(obs, "fan_out"), 2 * x, {"overwrites": (_(_OVER), x)}, "sum(x * x)"
         )
     )
-    da, _ = _pair(obs, "diamond")
+    da, _db = _pair(obs, "diamond")
     a = x * w
     checks.append(
         _grad_check(
             "diamond",
             da,
             (2 * a + 1) * w,
-            {"overwrites": (_OVER, a * w), "overwrites_add": (_OVER, w)},
-            "a = x * w; sum(a * a + a), gradient of x",
+            {"overwrites": (_(_OVER), a * w), "overwrites_add": (_(_OVER), w)},
+            _("a = x * w; sum(a * a + a), gradient of x"),
         )
     )
     checks.append(
@@ -223,8 +228,13 @@ def _replay_checks(inp: dict, obs: dict) -> list[Check]:
             "vector_target",
             _first(obs, "vector_target"),
             c,
-            {"zero_start": ("start the replay with ones shaped like the target", np.zeros_like(c))},
-            "x * c (a target with several entries: its sum is differentiated)",
+            {
+                "zero_start": (
+                    _("start the replay with ones shaped like the target"),
+                    np.zeros_like(c),
+                )
+            },
+            _("x * c (a target with several entries: its sum is differentiated)"),
         )
     )
     da, db = _pair(obs, "derived")
@@ -233,15 +243,18 @@ def _replay_checks(inp: dict, obs: dict) -> list[Check]:
         da,
         1 / c - 1,
         {},
-        "sum((x - w) / c + -x), gradient of x (neg, sub and div, built from the basic operations)",
+        _(
+            "sum((x - w) / c + -x), gradient of x "
+            "(neg, sub and div, built from the basic operations)"
+        ),
     )
     if derived.ok:
         derived = _grad_check(
             "derived",
             db,
             -1 / c,
-            {"sign": ("has the wrong sign: x - w is x + (-1) * w", 1 / c)},
-            "sum((x - w) / c + -x), gradient of w",
+            {"sign": (_("has the wrong sign: x - w is x + (-1) * w"), 1 / c)},
+            _("sum((x - w) / c + -x), gradient of w"),
         )
     checks.append(derived)
     checks.append(
@@ -250,7 +263,7 @@ def _replay_checks(inp: dict, obs: dict) -> list[Check]:
             _first(obs, "skip"),
             3 * s**2,
             {},
-            "a record that does not lead to the target must be skipped; y = x ** 3",
+            _("a record that does not lead to the target must be skipped; y = x ** 3"),
         )
     )
     return checks
@@ -258,22 +271,27 @@ def _replay_checks(inp: dict, obs: dict) -> list[Check]:
 
 def _once_check(once: Any, s: float) -> Check:
     if isinstance(once, Raised):
-        return raised_check("not_persistent", "a non-persistent tape", once)
+        return raised_check("not_persistent", _("a non-persistent tape"), once)
     once = once if isinstance(once, dict) else {}
     first = _arr(once.get("first"))
     ok1 = first is not None and first.shape == () and abs(float(first) - 2 * s) < 1e-9
     ok2 = once.get("second_raised") == "RuntimeError"
     if ok1 and ok2:
-        return Check("not_persistent", True, "answers once, then raises RuntimeError")
+        return Check("not_persistent", True, _("answers once, then raises RuntimeError"))
     if not ok1:
         return Check(
-            "not_persistent", False, "the first gradient of x * x is wrong or missing", "mismatch"
+            "not_persistent",
+            False,
+            _("the first gradient of x * x is wrong or missing"),
+            "mismatch",
         )
     return Check(
         "not_persistent",
         False,
-        "a second call to gradient on a non-persistent tape "
-        "must raise RuntimeError (keep a flag: has gradient been called?)",
+        _(
+            "a second call to gradient on a non-persistent tape "
+            "must raise RuntimeError (keep a flag: has gradient been called?)"
+        ),
         "not_refused",
     )
 
@@ -283,9 +301,9 @@ def _persistent_check(p: Any, s: float) -> Check:
     if isinstance(p, Raised):
         return raised_check(
             "persistent",
-            "a persistent tape asked three times",
+            _("a persistent tape asked three times"),
             p,
-            "a persistent tape keeps its records and answers again",
+            _("a persistent tape keeps its records and answers again"),
         )
     got = p if isinstance(p, list) and len(p) == 3 else None
     ok = got is not None and all(
@@ -297,18 +315,20 @@ def _persistent_check(p: Any, s: float) -> Check:
     return Check(
         "persistent",
         ok,
-        "answers dz/dx, dy/dx, dz/dx again"
+        _("answers dz/dx, dy/dx, dz/dx again")
         if ok
-        else f"y = x*x, z = y*y at x = {s:.3g}: expected dz/dx, dy/dx, dz/dx = "
-        f"{[round(v, 4) for v in want]}, got {got}: a persistent tape keeps its "
-        "records and does not change them in gradient",
+        else _(
+            "y = x*x, z = y*y at x = {x:.3g}: expected dz/dx, dy/dx, dz/dx = "
+            "{want}, got {got}: a persistent tape keeps its "
+            "records and does not change them in gradient"
+        ).format(x=s, want=[round(v, 4) for v in want], got=got),
         None if ok else "not_persistent",
     )
 
 
 def _unwatched_check(u: Any, x: np.ndarray, c: np.ndarray) -> Check:
     if isinstance(u, Raised):
-        return raised_check("unwatched", "x watched, c not", u)
+        return raised_check("unwatched", _("x watched, c not"), u)
     u = u if isinstance(u, dict) else {}
     gx = _arr(u.get("x")) if u.get("x") is not None else None
     ok = (
@@ -321,10 +341,12 @@ def _unwatched_check(u: Any, x: np.ndarray, c: np.ndarray) -> Check:
     return Check(
         "unwatched",
         ok,
-        "the unwatched c gets None, the watched x its gradient"
+        _("the unwatched c gets None, the watched x its gradient")
         if ok
-        else "sum(x * c + c * c) with only x watched: x must get c and the "
-        f"unwatched c must get None (got {u})",
+        else _(
+            "sum(x * c + c * c) with only x watched: x must get c and the "
+            "unwatched c must get None (got {got})"
+        ).format(got=u),
         None if ok else "unwatched",
     )
 
@@ -336,17 +358,17 @@ def _variables_check(key: str, v: Any, flag: bool, x: np.ndarray, w: np.ndarray)
     ok_t = gt is not None and _arr(gt) is not None and np.allclose(_arr(gt), w)
     if flag:
         ok = ok_t and gv is not None and _arr(gv) is not None and np.allclose(_arr(gv), x)
-        msg = (
+        msg = _(
             "a Variable used inside the tape is watched automatically when "
             "watch_accessed_variables=True (the default): it must get its gradient"
         )
     else:
         ok = ok_t and gv is None
-        msg = (
+        msg = _(
             "with watch_accessed_variables=False only watched tensors get gradients: "
             "the Variable must get None"
         )
-    return Check(key, ok, "right" if ok else msg, None if ok else "accessed_variables")
+    return Check(key, ok, _("right") if ok else msg, None if ok else "accessed_variables")
 
 
 def _verify_tape(inp: dict, obs: dict) -> LayerReport:
@@ -358,19 +380,24 @@ def _verify_tape(inp: dict, obs: dict) -> LayerReport:
     r.add(_unwatched_check(obs.get("unwatched"), x, c))
     for key, flag in (("variables_on", True), ("variables_off", False)):
         r.add(_variables_check(key, obs.get(key), flag, x, w))
-    _, d2 = _pair(obs, "second")
+    _d1, d2 = _pair(obs, "second")
     r.add(
         _grad_check(
             "second",
             d2,
             np.asarray(6 * s),
-            {"constant_rules": ("the outer tape saw only constants", np.asarray(0.0))},
-            f"second derivative of x**3 at {s:.3g} by nested tapes (6x)",
+            {"constant_rules": (_("the outer tape saw only constants"), np.asarray(0.0))},
+            _("second derivative of x**3 at {x:.3g} by nested tapes (6x)").format(x=s),
         )
     )
     if "missing_names" in obs:
         r.add(
-            Check("names", False, f"not defined in the notebook: {obs['missing_names']}", "missing")
+            Check(
+                "names",
+                False,
+                _("not defined in the notebook: {names}").format(names=obs["missing_names"]),
+                "missing",
+            )
         )
     return r
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..i18n import N_, _
+
 MAX_BYTES = 64 * 1024 * 1024  # one record, encoded
 MAX_DEPTH = 32
 _KINDS = "biuf"  # bool, int, unsigned, float: the only array kinds kept
@@ -41,7 +43,8 @@ class Raised:
     def __str__(self) -> str:
         text = f"{self.type}: {self.message}" if self.message else self.type
         if self.where:
-            text += f"\n    at {self.where}" + (f": {self.line}" if self.line else "")
+            place = _("at {where}").format(where=self.where)
+            text += "\n    " + place + (f": {self.line}" if self.line else "")
         return text
 
 
@@ -111,7 +114,7 @@ def as_number(value: Any) -> float | None:
 
 def _to_json(value: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
-        raise ChannelError("nested too deeply")
+        raise ChannelError(_("nested too deeply"))
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
@@ -145,34 +148,34 @@ def encode(value: Any) -> str:
 
 def _str(v: Any, what: str) -> str:
     if not isinstance(v, str):
-        raise ChannelError(f"{what} is not a string")
+        raise ChannelError(_("{what} is not a string").format(what=_(what)))
     return v[:10_000]
 
 
 def _from_json(value: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
-        raise ChannelError("nested too deeply")
+        raise ChannelError(_("nested too deeply"))
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, list):
         return [_from_json(v, depth + 1) for v in value]
     if not isinstance(value, dict):
-        raise ChannelError(f"unexpected {type(value).__name__}")
+        raise ChannelError(_("unexpected {type}").format(type=type(value).__name__))
     if len(value) == 1:
         ((key, body),) = value.items()
         if key == "__array__":
             return _array(body)
         if key == "__float__":
             if body not in ("nan", "inf", "-inf"):
-                raise ChannelError("bad float")
+                raise ChannelError(_("bad float"))
             return float(body)
         if key == "__raised__":
             if not isinstance(body, list) or len(body) != 4:
-                raise ChannelError("bad exception record")
-            return Raised(*(_str(b, "exception field") for b in body))
+                raise ChannelError(_("bad exception record"))
+            return Raised(*(_str(b, N_("exception field")) for b in body))
         if key == "__opaque__":
-            return Opaque(_str(body, "type name"))
-    return {_str(k, "key"): _from_json(v, depth + 1) for k, v in value.items()}
+            return Opaque(_str(body, N_("type name")))
+    return {_str(k, N_("key")): _from_json(v, depth + 1) for k, v in value.items()}
 
 
 def _array(body: Any) -> np.ndarray:
@@ -183,32 +186,32 @@ def _array(body: Any) -> np.ndarray:
         and isinstance(body[1], list)
         and isinstance(body[2], str)
     ):
-        raise ChannelError("bad array record")
+        raise ChannelError(_("bad array record"))
     try:
         dtype = np.dtype(body[0])
     except TypeError as exc:
-        raise ChannelError(f"bad dtype {body[0]!r}") from exc
+        raise ChannelError(_("bad dtype {dtype}").format(dtype=repr(body[0]))) from exc
     if dtype.kind not in _KINDS or dtype.hasobject or dtype.fields:
-        raise ChannelError(f"array of kind {dtype.kind!r} is never sent")
+        raise ChannelError(_("array of kind {kind} is never sent").format(kind=repr(dtype.kind)))
     shape = body[1]
     if len(shape) > 32 or not all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
     ):
-        raise ChannelError("bad array shape")
+        raise ChannelError(_("bad array shape"))
     raw = base64.b64decode(body[2].encode("ascii"), validate=True)
     if len(raw) != dtype.itemsize * math.prod(shape):
-        raise ChannelError("array size does not match its shape")
+        raise ChannelError(_("array size does not match its shape"))
     return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 
 
 def decode(text: str | bytes) -> Any:
     """The value encoded in text; :class:`ChannelError` if it is not a record we send."""
     if len(text) > MAX_BYTES:
-        raise ChannelError(f"record larger than {MAX_BYTES} bytes")
+        raise ChannelError(_("record larger than {size} bytes").format(size=MAX_BYTES))
     try:
         raw = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise ChannelError(f"not JSON: {exc}") from exc
+        raise ChannelError(_("not JSON: {error}").format(error=exc)) from exc
     try:
         return _from_json(raw)
     except (ValueError, TypeError, RecursionError) as exc:

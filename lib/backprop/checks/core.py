@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..gradcheck import Check, LayerReport
+from ..i18n import _
 from . import channel
 from .running import grading, reference_disabled
 
@@ -115,7 +116,9 @@ def judge_observed(spec: Spec, made: dict, observed: Any) -> LayerReport:
                 Check(
                     "collected",
                     False,
-                    f"what your code produced could not be judged ({type(exc).__name__}: {exc})",
+                    _("what your code produced could not be judged ({error_type}: {error})").format(
+                        error_type=type(exc).__name__, error=exc
+                    ),
                     "malformed",
                 )
             ],
@@ -135,7 +138,7 @@ class Pending(LayerReport):
 
     @property
     def ok(self) -> bool:
-        raise RuntimeError("under grading the verdict is reached by the grader, not here")
+        raise RuntimeError(_("under grading the verdict is reached by the grader, not here"))
 
     def assert_ok(self, *names: str) -> None:
         from IPython.display import display
@@ -144,7 +147,9 @@ class Pending(LayerReport):
         display(
             {
                 RECORD_MIME: json.dumps(record, default=list),
-                "text/plain": f"collected for grading: check_{record['check']}",
+                "text/plain": _("collected for grading: {check}").format(
+                    check=f"check_{record['check']}"
+                ),
             },
             raw=True,
         )
@@ -179,12 +184,12 @@ def plan(source: str) -> list[Planned]:
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
-        raise PlanError(f"not Python: {exc}") from exc
+        raise PlanError(_("not Python: {error}").format(error=exc)) from exc
     planned = []
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
-        where = f"line {node.lineno}"
+        where = _("line {lineno}").format(lineno=node.lineno)
         call_ = node.value if isinstance(node, ast.Expr) else None
         if not (
             isinstance(call_, ast.Call)
@@ -194,8 +199,10 @@ def plan(source: str) -> list[Planned]:
             and isinstance(call_.func.value, ast.Call)
         ):
             raise PlanError(
-                f"{where}: only check_<name>(...).assert_ok(...) calls and imports "
-                "can be verified by the grader"
+                _(
+                    "{where}: only check_<name>(...).assert_ok(...) calls and imports "
+                    "can be verified by the grader"
+                ).format(where=where)
             )
         inner = call_.func.value
         if not (
@@ -204,17 +211,27 @@ def plan(source: str) -> list[Planned]:
             and len(inner.args) == 1
             and isinstance(inner.args[0], ast.Name)
         ):
-            raise PlanError(f"{where}: a check is called as check_<name>(Target, key=value...)")
+            raise PlanError(
+                _("{where}: a check is called as check_<name>(Target, key=value...)").format(
+                    where=where
+                )
+            )
         name = inner.func.id[len("check_") :]
         if name not in SPECS:
-            raise PlanError(f"{where}: no check named {inner.func.id}")
+            raise PlanError(
+                _("{where}: no check named {check}").format(where=where, check=inner.func.id)
+            )
         try:
             args = {k.arg: ast.literal_eval(k.value) for k in inner.keywords}
             names = tuple(ast.literal_eval(a) for a in call_.args)
         except ValueError as exc:
-            raise PlanError(f"{where}: arguments must be literals ({exc})") from exc
+            raise PlanError(
+                _("{where}: arguments must be literals ({error})").format(where=where, error=exc)
+            ) from exc
         if None in args or not all(isinstance(n, str) for n in names):
-            raise PlanError(f"{where}: arguments must be key=literal, names strings")
+            raise PlanError(
+                _("{where}: arguments must be key=literal, names strings").format(where=where)
+            )
         planned.append(Planned(name, inner.args[0].id, args, names))
     return planned
 
@@ -271,12 +288,16 @@ def verify_record(item: Planned, rec: dict | None) -> LayerReport:
     if rec is None:
         return LayerReport(
             item.target,
-            [Check("collected", False, "was not run: the test cell stopped before it", "not_run")],
+            [
+                Check(
+                    "collected", False, _("was not run: the test cell stopped before it"), "not_run"
+                )
+            ],
         )
     try:
         observed = channel.decode(rec["observed"])
         if not isinstance(observed, dict):
-            raise channel.ChannelError("not a record")
+            raise channel.ChannelError(_("not a record"))
         report = judge_observed(spec, spec.inputs(**copy.deepcopy(item.args)), observed)
     except channel.ChannelError as exc:
         report = LayerReport(
@@ -285,7 +306,7 @@ def verify_record(item: Planned, rec: dict | None) -> LayerReport:
                 Check(
                     "collected",
                     False,
-                    f"what the kernel sent could not be read ({exc})",
+                    _("what the kernel sent could not be read ({error})").format(error=exc),
                     "tampered",
                 )
             ],

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import multilayer
 from ..gradcheck import Check, LayerReport
+from ..i18n import _
 from .channel import Raised, as_floats, as_number, snapshot
 from .core import define
 from .running import call, raised_check
@@ -49,7 +50,7 @@ def _std_verify(inp: dict, obs: dict) -> LayerReport:
     report = LayerReport("init_std")
     for kind, c, name, other in (("he", 2.0, "he", 1.0), ("xavier", 1.0, "xavier", 2.0)):
         got = obs.get(kind) if isinstance(obs.get(kind), list) else []
-        check = Check(name, True, f"std = sqrt({c:g} / n_in) for every n_in tried")
+        check = Check(name, True, _("std = sqrt({c:g} / n_in) for every n_in tried").format(c=c))
         for i, n in enumerate(inp["n_in"]):
             value = got[i] if i < len(got) else None
             if isinstance(value, Raised):
@@ -60,48 +61,64 @@ def _std_verify(inp: dict, obs: dict) -> LayerReport:
                 continue
             named = {
                 "no_sqrt": (
-                    f"is the variance {c:g} / n_in, not the standard deviation: "
-                    "take its square root",
+                    _(
+                        "is the variance {c:g} / n_in, not the standard deviation: "
+                        "take its square root"
+                    ).format(c=c),
                     c / n,
                 ),
                 "swapped": (
-                    "is the other initialisation's scale: He is for ReLU (which "
-                    "zeroes half its inputs), Xavier for sigmoid and tanh",
+                    _(
+                        "is the other initialisation's scale: He is for ReLU (which "
+                        "zeroes half its inputs), Xavier for sigmoid and tanh"
+                    ),
                     np.sqrt(other / n),
                 ),
                 "sqrt_c_over_n": (
-                    f"is sqrt({c:g}) / n_in: the variance of a sum of n_in "
-                    "terms grows like n_in, so the std must shrink like "
-                    "1 / sqrt(n_in)",
+                    _(
+                        "is sqrt({c:g}) / n_in: the variance of a sum of n_in "
+                        "terms grows like n_in, so the std must shrink like "
+                        "1 / sqrt(n_in)"
+                    ).format(c=c),
                     np.sqrt(c) / n,
                 ),
             }
             for key, (why, alt) in named.items():
                 if v is not None and np.isclose(v, alt, rtol=1e-6):
-                    check = Check(name, False, f"init_std({n}, {kind!r}) = {v:.4g} {why}", key)
+                    check = Check(
+                        name,
+                        False,
+                        _("{what} {why}").format(
+                            what=f"init_std({n}, {kind!r}) = {v:.4g}", why=why
+                        ),
+                        key,
+                    )
                     break
             else:
                 check = Check(
                     name,
                     False,
-                    f"init_std({n}, {kind!r}) returned {value!r:.40}, expected {want:.4g}",
+                    _("init_std({n}, {kind!r}) returned {value!r:.40}, expected {want:.4g}").format(
+                        n=n, kind=kind, value=value, want=want
+                    ),
                     "mismatch" if v is not None else "return_value",
                 )
             break
         report.add(check)
     fixed = obs.get("fixed")
     if isinstance(fixed, Raised):
-        report.add(raised_check("number", "init_std with a number", fixed))
+        report.add(raised_check("number", _("init_std with a number"), fixed))
     else:
         v = as_number(fixed)
         report.add(
-            Check("number", True, "a number is used as the std itself")
+            Check("number", True, _("a number is used as the std itself"))
             if v is not None and np.isclose(v, inp["fixed"])
             else Check(
                 "number",
                 False,
-                f"init_std(n_in, {inp['fixed']}) should return "
-                f"{inp['fixed']} itself, got {fixed!r:.40}",
+                _("init_std(n_in, {fixed}) should return {fixed} itself, got {got!r:.40}").format(
+                    fixed=inp["fixed"], got=fixed
+                ),
                 "mismatch",
             )
         )
@@ -153,29 +170,37 @@ def _norm_verify(inp: dict, obs: dict) -> LayerReport:
     want = np.array([np.sqrt(np.sum(w**2)) for w in ws])
     strings = sorted(range(1, L + 1), key=str)
     named = {
-        "squared": ("are squared norms: take the square root of the sum of squares", want**2),
-        "with_biases": ("include the biases: measure the weight gradients dW1..dWL only", None),
+        "squared": (_("are squared norms: take the square root of the sum of squares"), want**2),
+        "with_biases": (_("include the biases: measure the weight gradients dW1..dWL only"), None),
         "string_order": (
-            "are sorted as strings (W1, W10, W11, W2, ...): order by the layer number",
+            _("are sorted as strings (W1, W10, W11, W2, ...): order by the layer number"),
             want[[l - 1 for l in strings]],
         ),
         "mean_abs": (
-            "are mean absolute values: use the Frobenius norm, the square root "
-            "of the sum of squares",
+            _(
+                "are mean absolute values: use the Frobenius norm, the square root "
+                "of the sum of squares"
+            ),
             np.array([np.mean(np.abs(w)) for w in ws]),
         ),
     }
     for key, label in (("ordered", "norms"), ("shuffled", "order")):
         got = obs.get(key)
         what = "layer_norms(grads)" + (
-            "" if key == "ordered" else " with the keys of grads in another order"
+            "" if key == "ordered" else _(" with the keys of grads in another order")
         )
         if isinstance(got, Raised):
             report.add(raised_check(label, what, got))
             continue
         arr = _arr(got)
         if arr is not None and arr.shape == want.shape and np.allclose(arr, want, rtol=1e-8):
-            report.add(Check(label, True, f"{what}: ‖dW1‖ ... ‖dW{L}‖ in layer order"))
+            report.add(
+                Check(
+                    label,
+                    True,
+                    _("{what}: ‖dW1‖ ... ‖dW{L}‖ in layer order").format(what=what, L=L),
+                )
+            )
             continue
         found = None
         if arr is not None and arr.shape == (2 * L,):
@@ -200,20 +225,26 @@ def _norm_verify(inp: dict, obs: dict) -> LayerReport:
                 Check(
                     label,
                     False,
-                    f"{what}: the right norms in the dict's order: "
-                    "order them by layer, W1, W2, ..., whatever the order of the keys",
+                    _(
+                        "{what}: the right norms in the dict's order: "
+                        "order them by layer, W1, W2, ..., whatever the order of the keys"
+                    ).format(what=what),
                     "order",
                 )
             )
             continue
         if found:
-            report.add(Check(label, False, f"{what} {named[found][0]}", found))
+            report.add(
+                Check(label, False, _("{what} {why}").format(what=what, why=named[found][0]), found)
+            )
         else:
             report.add(
                 Check(
                     label,
                     False,
-                    f"{what} returned {got!r:.60}; expected an array of {L} norms",
+                    _("{what} returned {got!r:.60}; expected an array of {L} norms").format(
+                        what=what, got=got, L=L
+                    ),
                     "mismatch" if arr is not None else "return_value",
                 )
             )
@@ -231,11 +262,11 @@ def _norm_verify(inp: dict, obs: dict) -> LayerReport:
         Check(
             "grads unchanged",
             False,
-            "layer_norms changed grads: compute into new arrays",
+            _("layer_norms changed grads: compute into new arrays"),
             "mutated_input",
         )
         if changed
-        else Check("grads unchanged", True, "grads left alone")
+        else Check("grads unchanged", True, _("grads left alone"))
     )
     return report
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import multilayer
 from ..gradcheck import Check, LayerReport, diagnose, numerical_gradient
+from ..i18n import _
 from .channel import Raised, as_number, snapshot
 from .core import define
 from .deep import _arr
@@ -160,26 +161,34 @@ def _judge_grads(name: str, got: Any, want: dict, what: str) -> Check:
             name,
             what,
             got,
-            "gradient runs the loss forward, then every "
-            "layer's backward in reverse order; every hidden layer needs its "
-            "own activation object (each keeps its own forward state)",
+            _(
+                "gradient runs the loss forward, then every "
+                "layer's backward in reverse order; every hidden layer needs its "
+                "own activation object (each keeps its own forward state)"
+            ),
         )
     if not isinstance(got, dict):
         return Check(
             name,
             False,
-            f"{what} should return a dict of gradients by parameter name, got {type(got).__name__}",
+            _("{what} should return a dict of gradients by parameter name, got {type}").format(
+                what=what, type=type(got).__name__
+            ),
             "return_value",
         )
     for k, expected in want.items():
         if k not in got:
-            return Check(name, False, f"{what} has no gradient {k!r}", "missing")
+            return Check(
+                name, False, _("{what} has no gradient {key!r}").format(what=what, key=k), "missing"
+            )
         d = diagnose("d" + k, got[k], expected, threshold=1e-6)
         if not d.ok:
             return Check(
                 name, False, f"{what}: d{k} {d.message}", d.mistake, d.rel_error, d.threshold
             )
-    return Check(name, True, f"{what}: every gradient matches the numerical one")
+    return Check(
+        name, True, _("{what}: every gradient matches the numerical one").format(what=what)
+    )
 
 
 def _read_params(obs: dict, s: list[int]) -> tuple[dict[str, np.ndarray], Check | None]:
@@ -192,9 +201,11 @@ def _read_params(obs: dict, s: list[int]) -> tuple[dict[str, np.ndarray], Check 
         return params, Check(
             "params",
             False,
-            f"params has keys {sorted(got)}; a net with "
-            f"hidden sizes {s[1:-1]} has {layers} Affine layers: W1, b1, ..., "
-            f"W{layers}, b{layers}",
+            _(
+                "params has keys {keys}; a net with "
+                "hidden sizes {hidden} has {layers} Affine layers: W1, b1, ..., "
+                "W{layers}, b{layers}"
+            ).format(keys=sorted(got), hidden=s[1:-1], layers=layers),
             "missing",
         )
     for l in range(1, layers + 1):
@@ -204,9 +215,9 @@ def _read_params(obs: dict, s: list[int]) -> tuple[dict[str, np.ndarray], Check 
                 return params, Check(
                     "params",
                     False,
-                    f"{key} has shape "
-                    f"{None if a is None else a.shape}, expected {shape} "
-                    f"(sizes {s})",
+                    _("{key} has shape {got}, expected {expected} (sizes {sizes})").format(
+                        key=key, got=None if a is None else a.shape, expected=shape, sizes=s
+                    ),
                     "transpose" if a is not None and a.shape == shape[::-1] else "shape",
                 )
             params[key] = a
@@ -219,9 +230,11 @@ def _wrong_loss(
     """(mistake, why) when loss v is what a known mistake computes, else None."""
     named = {
         "activation_on_output": (
-            "applies the activation after the last Affine "
-            "layer too: the scores go straight into "
-            "SoftmaxWithLoss",
+            _(
+                "applies the activation after the last Affine "
+                "layer too: the scores go straight into "
+                "SoftmaxWithLoss"
+            ),
             _forward_loss(params, x, t, act, layers, True),
         )
     }
@@ -231,8 +244,10 @@ def _wrong_loss(
             alt = _forward_loss(params, x, t, other, layers)
             if v is not None and np.isclose(v, alt, rtol=1e-7):
                 named["wrong_activation"] = (
-                    f"is the loss with {other} between the layers: "
-                    f"use the activation asked for ({act!r})",
+                    _(
+                        "is the loss with {other} between the layers: "
+                        "use the activation asked for ({act!r})"
+                    ).format(other=other, act=act),
                     alt,
                 )
     for key, (why, alt) in named.items():
@@ -250,25 +265,38 @@ def _loss_check(
     if isinstance(loss, Raised):
         return raised_check("loss", "loss(x, t)", loss)
     if v is not None and np.isclose(v, want, rtol=1e-7):
-        return Check("loss", True, f"matches the forward pass {layers} Affine layers deep")
+        return Check(
+            "loss",
+            True,
+            _("matches the forward pass {layers} Affine layers deep").format(layers=layers),
+        )
     if v is not None and np.isclose(v, _forward_loss(initial, x, t, act, layers), rtol=1e-7):
         return Check(
             "loss",
             False,
-            "after net.params was changed in place (as sgd_step "
-            "does), loss still used the old values: give the layers the very "
-            "arrays in params (Affine(self.params['W1'], ...)), not copies",
+            _(
+                "after net.params was changed in place (as sgd_step "
+                "does), loss still used the old values: give the layers the very "
+                "arrays in params (Affine(self.params['W1'], ...)), not copies"
+            ),
             "copied_params",
         )
     wrong = _wrong_loss(v, params, x, t, act, layers)
     if wrong:
-        return Check("loss", False, f"loss(x, t) = {v:.6g} {wrong[1]}", wrong[0])
+        return Check(
+            "loss",
+            False,
+            _("{what} {why}").format(what=f"loss(x, t) = {v:.6g}", why=wrong[1]),
+            wrong[0],
+        )
     return Check(
         "loss",
         False,
-        f"loss(x, t) = {loss!r:.40} but the forward pass "
-        f"gives {want:.6g}: Affine, {act}, ..., Affine, then "
-        "SoftmaxWithLoss",
+        _(
+            "loss(x, t) = {loss!r:.40} but the forward pass "
+            "gives {want:.6g}: Affine, {act}, ..., Affine, then "
+            "SoftmaxWithLoss"
+        ).format(loss=loss, want=want, act=act),
         "mismatch",
     )
 
@@ -283,7 +311,7 @@ def _second_call_check(
         "second call",
         obs.get("grads2"),
         _numeric(moved, x2, t2, act, layers),
-        "after net.params changed in place, gradient on a new batch",
+        _("after net.params changed in place, gradient on a new batch"),
     )
     if second.ok or not first_ok:
         return second
@@ -292,17 +320,22 @@ def _second_call_check(
         return Check(
             "second call",
             False,
-            "after net.params was changed in place (as "
-            "sgd_step does), gradient still used the old values: give the "
-            "layers the very arrays in params, not copies",
+            _(
+                "after net.params was changed in place (as "
+                "sgd_step does), gradient still used the old values: give the "
+                "layers the very arrays in params, not copies"
+            ),
             "copied_params",
         )
     return Check(
         "second call",
         False,
-        second.message + ". The first call was "
-        "right: does a layer keep state from the first call, or is one "
-        "activation object shared by several layers?",
+        second.message
+        + _(
+            ". The first call was "
+            "right: does a layer keep state from the first call, or is one "
+            "activation object shared by several layers?"
+        ),
         "stale_state",
     )
 
@@ -316,7 +349,7 @@ def _net_verify(inp: dict, obs: dict) -> LayerReport:
         report.add(
             raised_check(
                 "params",
-                "creating the net",
+                _("creating the net"),
                 error.get("raised"),
                 "MultiLayerNet(input_size, hidden_sizes, output_size, "
                 "activation=..., weight_init=...)",
@@ -325,13 +358,18 @@ def _net_verify(inp: dict, obs: dict) -> LayerReport:
         return report
     initial, problem = _read_params(obs, s)
     report.add(
-        problem or Check("params", True, f"W1..W{layers}, b1..b{layers} with the right shapes")
+        problem
+        or Check(
+            "params",
+            True,
+            _("W1..W{layers}, b1..b{layers} with the right shapes").format(layers=layers),
+        )
     )
     params = {k: v + _moved(k, v, inp) for k, v in initial.items()}
     report.add(_judge_init(inp, obs))
     if problem:
         for name in ("loss", "gradient", "second call"):
-            report.add(Check(name, False, "not judged until params is right", "not_run"))
+            report.add(Check(name, False, _("not judged until params is right"), "not_run"))
         return report
     x, t = np.asarray(inp["x"], dtype=np.float64), np.asarray(inp["t"])
     report.add(_loss_check(obs.get("loss"), params, initial, x, t, act, layers))
@@ -345,7 +383,7 @@ def _net_verify(inp: dict, obs: dict) -> LayerReport:
             Check(
                 "second call",
                 False,
-                f"net.params[key] += ... failed: {obs['update_error']}",
+                _("net.params[key] += ... failed: {error}").format(error=obs["update_error"]),
                 "error",
             )
         )
@@ -363,7 +401,10 @@ def _judge_init(inp: dict, obs: dict) -> Check:
             return raised_check("init", f"MultiLayerNet(..., weight_init={kind})", stats)
         if not isinstance(stats, dict):
             return Check(
-                "init", False, f"weight_init={kind}: the parameters could not be read", "missing"
+                "init",
+                False,
+                _("weight_init={kind}: the parameters could not be read").format(kind=kind),
+                "missing",
             )
         for l in range(1, len(big)):
             n_in, n_out = big[l - 1], big[l]
@@ -372,28 +413,39 @@ def _judge_init(inp: dict, obs: dict) -> Check:
             try:
                 std, bmax = float(w[0]), float(b[1])
             except (TypeError, ValueError, IndexError, KeyError):
-                return Check("init", False, f"weight_init={kind}: W{l} or b{l} missing", "missing")
+                return Check(
+                    "init",
+                    False,
+                    _("weight_init={kind}: W{l} or b{l} missing").format(kind=kind, l=l),
+                    "missing",
+                )
             if bmax != 0:
-                return Check("init", False, f"b{l} does not start at zero", "mismatch")
+                return Check(
+                    "init", False, _("b{l} does not start at zero").format(l=l), "mismatch"
+                )
             if abs(std / want - 1) < 0.1:
                 continue
             if c is not None and abs(std / np.sqrt(c / n_out) - 1) < 0.1:
                 return Check(
                     "init",
                     False,
-                    f"weight_init={kind!r}: W{l} ({n_in}, {n_out}) has "
-                    f"std {std:.4g} = sqrt({c:g} / {n_out}), from its outputs: the "
-                    "scale depends on the inputs per unit, n_in",
+                    _(
+                        "weight_init={kind!r}: W{l} ({n_in}, {n_out}) has "
+                        "std {std:.4g} = sqrt({c:g} / {n_out}), from its outputs: the "
+                        "scale depends on the inputs per unit, n_in"
+                    ).format(kind=kind, l=l, n_in=n_in, n_out=n_out, std=std, c=c),
                     "fan_out",
                 )
             return Check(
                 "init",
                 False,
-                f"weight_init={kind!r}: W{l} ({n_in}, {n_out}) has "
-                f"std {std:.4g}, expected {want:.4g} (init_std(n_in, weight_init))",
+                _(
+                    "weight_init={kind!r}: W{l} ({n_in}, {n_out}) has "
+                    "std {std:.4g}, expected {want:.4g} (init_std(n_in, weight_init))"
+                ).format(kind=kind, l=l, n_in=n_in, n_out=n_out, std=std, want=want),
                 "init_scale",
             )
-    return Check("init", True, "He, Xavier and a fixed std give the right scale in every layer")
+    return Check("init", True, _("He, Xavier and a fixed std give the right scale in every layer"))
 
 
 check_multilayer_net = define(

@@ -31,15 +31,19 @@ from typing import Any
 import numpy as np
 
 from ..gradcheck import Check, LayerReport
+from ..i18n import N_, _
 from .channel import Raised, snapshot
 from .layer_rounds import Suspects, _round, _second, _twice
 from .running import call, raised_check
 
+# Marked, not translated: verify_layer translates a hint when it shows it.
 HINTS = {
-    "create": "the class must be callable with the arguments shown in the exercise",
-    "forward": "run your forward by hand on a small array and read the error",
-    "backward": "backward receives only dout: whatever it needs from the input must be "
-    "kept by forward (self.x = ...)",
+    "create": N_("the class must be callable with the arguments shown in the exercise"),
+    "forward": N_("run your forward by hand on a small array and read the error"),
+    "backward": N_(
+        "backward receives only dout: whatever it needs from the input must be "
+        "kept by forward (self.x = ...)"
+    ),
 }
 
 
@@ -119,19 +123,19 @@ def verify_layer(
     for round "" (first batch) or "2".
     """
     report = LayerReport(name)
-    hints = {**HINTS, **hints}
+    hints = {k: _(v) for k, v in {**HINTS, **hints}.items()}
     error = obs.get("error") if isinstance(obs.get("error"), dict) else None
     stopped = error.get("step") if error else None
     raised = error.get("raised") if error else None
     if stopped == "create":
-        report.add(raised_check("forward", "creating the layer", raised, hints["create"]))
+        report.add(raised_check("forward", _("creating the layer"), raised, hints["create"]))
         return report
     if stopped == "forward":
         report.add(raised_check("forward", "forward", raised, hints["forward"]))
         return report
     first = _round(report, inp, obs, "", reference, wrt, params, suspects, threshold)
     if first is None and stopped is None:
-        report.add(Check("forward", False, "nothing was collected from the layer", "not_run"))
+        report.add(Check("forward", False, _("nothing was collected from the layer"), "not_run"))
         return report
     if stopped == "backward":
         report.add(raised_check("backward", "backward", raised, hints["backward"]))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..gradcheck import Check, LayerReport, diagnose, numerical_gradient
+from ..i18n import _
 from .running import raised_check
 
 Suspects = Callable[[dict, str], Mapping[str, Mapping[str, tuple[str, Any]]]]
@@ -95,10 +96,10 @@ def _forward_checks(b: _Round) -> list[Check]:
     obs, r = b.obs, b.r
     out = obs["out" + r]
     if out is None:
-        checks = [Check("forward", False, "returned None: did you forget to return?", "missing")]
+        checks = [Check("forward", False, _("returned None: did you forget to return?"), "missing")]
     else:
         checks = [
-            Check("forward", True, "runs"),
+            Check("forward", True, _("runs")),
             diagnose(
                 "out",
                 out,
@@ -113,7 +114,10 @@ def _forward_checks(b: _Round) -> list[Check]:
                 Check(
                     f"{k} unchanged",
                     False,
-                    f"forward changed its input {k} in place: compute into a new array instead",
+                    _(
+                        "forward changed its input {name} in place: compute into a new array "
+                        "instead"
+                    ).format(name=k),
                     "mutated_input",
                 )
             )
@@ -122,12 +126,15 @@ def _forward_checks(b: _Round) -> list[Check]:
                 Check(
                     f"{k} unchanged",
                     False,
-                    f"backward changed the input {k} in place (through what forward kept of it)",
+                    _(
+                        "backward changed the input {name} in place (through what forward kept "
+                        "of it)"
+                    ).format(name=k),
                     "mutated_input",
                 )
             )
         elif "after_backward" + r in obs:
-            checks.append(Check(f"{k} unchanged", True, "forward and backward leave it alone"))
+            checks.append(Check(f"{k} unchanged", True, _("forward and backward leave it alone")))
     return checks
 
 
@@ -148,8 +155,10 @@ def _gradient_checks(b: _Round, grads: list) -> list[Check]:
             named.setdefault(
                 "no_dout",
                 (
-                    "is the local gradient alone: multiply it by the upstream gradient dout "
-                    "(the chain rule)",
+                    _(
+                        "is the local gradient alone: multiply it by the upstream gradient dout "
+                        "(the chain rule)"
+                    ),
                     local[gname],
                 ),
             )
@@ -175,29 +184,31 @@ def _backward_checks(b: _Round) -> list[Check]:
             Check(
                 "dout unchanged",
                 False,
-                "backward changed the upstream gradient "
-                "dout in place: the layer before may still need it; compute into "
-                "a new array",
+                _(
+                    "backward changed the upstream gradient "
+                    "dout in place: the layer before may still need it; compute into a "
+                    "new array"
+                ),
                 "mutated_dout",
             )
         ]
     else:
-        checks = [Check("dout unchanged", True, "backward leaves it alone")]
+        checks = [Check("dout unchanged", True, _("backward leaves it alone"))]
     grads = _as_list(obs["grads" + r], len(b.wrt))
     if grads is None:
         want = ", ".join("d" + k for k in b.wrt)
+        got = _describe(obs["grads" + r])
+        if len(b.wrt) > 1:
+            text = _("should return {want} as a tuple, got {got}").format(want=want, got=got)
+        else:
+            text = _("should return {want}, got {got}").format(want=want, got=got)
         checks.append(
             Check(
-                "backward",
-                False,
-                f"should return {want}"
-                + (" as a tuple" if len(b.wrt) > 1 else "")
-                + f", got {_describe(obs['grads' + r])}",
-                "missing" if obs["grads" + r] is None else "return_value",
+                "backward", False, text, "missing" if obs["grads" + r] is None else "return_value"
             )
         )
         return checks
-    return checks + [Check("backward", True, "runs"), *_gradient_checks(b, grads)]
+    return checks + [Check("backward", True, _("runs")), *_gradient_checks(b, grads)]
 
 
 def _round(
@@ -227,9 +238,9 @@ def _round(
 
 def _describe(value: Any) -> str:
     if isinstance(value, list):
-        return f"{len(value)} values"
+        return _("{count} values").format(count=len(value))
     if isinstance(value, np.ndarray):
-        return f"one array of shape {value.shape}"
+        return _("one array of shape {shape}").format(shape=value.shape)
     return repr(value)[:80]
 
 
@@ -245,9 +256,9 @@ def _twice(
         report.add(
             raised_check(
                 "backward twice",
-                "a second call to backward",
+                _("a second call to backward"),
                 raised,
-                "backward must not depend on having been called before",
+                _("backward must not depend on having been called before"),
             )
         )
         return
@@ -264,12 +275,14 @@ def _twice(
             Check(
                 "backward twice",
                 False,
-                (
-                    f"{g} doubled on a second backward with the same dout: you add to {g} (+=); set it "
-                    f"({g} = ...)"
-                )
+                _(
+                    "{name} doubled on a second backward with the same dout: you add to {name} "
+                    "(+=); set it ({name} = ...)"
+                ).format(name=g)
                 if doubled
-                else (f"a second backward with the same dout gave a different {g}"),
+                else _("a second backward with the same dout gave a different {name}").format(
+                    name=g
+                ),
                 "accumulates" if doubled else "state_changed",
             )
         )
@@ -284,14 +297,16 @@ def _twice(
             Check(
                 "backward twice",
                 False,
-                "a second backward with the same dout gave "
-                "different gradients: backward changes what forward stored (for "
-                "example self.y -= self.t): compute into a new array instead",
+                _(
+                    "a second backward with the same dout gave "
+                    "different gradients: backward changes what forward stored (for "
+                    "example self.y -= self.t): compute into a new array instead"
+                ),
                 "state_changed",
             )
         )
         return
-    report.add(Check("backward twice", True, "the same dout gives the same gradients"))
+    report.add(Check("backward twice", True, _("the same dout gives the same gradients")))
 
 
 def _subsets(names: list[str]) -> list[list[str]]:
@@ -318,9 +333,9 @@ def _second(
         report.add(
             raised_check(
                 "second call",
-                f"{stopped[:-1]} on a second batch",
+                _("{step} on a second batch").format(step=stopped[:-1]),
                 raised,
-                "every call must work on its own inputs",
+                _("every call must work on its own inputs"),
             )
         )
         return
@@ -332,7 +347,7 @@ def _second(
     # only what went right on the first batch and wrong on the second is this check's business
     bad = [c for c in checks if not c.ok and (c.name not in report or report[c.name].ok)]
     if not bad:
-        report.add(Check("second call", True, "a second batch gives right results too"))
+        report.add(Check("second call", True, _("a second batch gives right results too")))
         return
     update = inp.get("update") or {}
     for stale in _subsets(list(update)):  # which parameters the layer kept copies of
@@ -344,28 +359,29 @@ def _second(
             threshold=threshold,
         )
         if guess.ok:
-            report.add(
-                Check(
-                    "second call",
-                    False,
-                    "after "
-                    + " and ".join(stale)
-                    + (" was" if len(stale) == 1 else " were")
-                    + " changed in place (as an optimiser does), forward still "
-                    "used the old values: keep the arrays themselves "
-                    "(self.W = W), not copies",
-                    "copied_params",
+            if len(stale) == 1:
+                text = _(
+                    "after {names} was changed in place (as an optimiser does), forward still "
+                    "used the old values: keep the arrays themselves (self.W = W), not copies"
                 )
-            )
+            else:
+                text = _(
+                    "after {names} were changed in place (as an optimiser does), forward still "
+                    "used the old values: keep the arrays themselves (self.W = W), not copies"
+                )
+            names = _(" and ").join(stale)
+            report.add(Check("second call", False, text.format(names=names), "copied_params"))
             return
     first = bad[0]
     report.add(
         Check(
             "second call",
             False,
-            "on a second call with new inputs: "
-            f"{first.name} {first.message}. The first call was right: is something "
-            "kept from the first call, or computed only once (if self.mask is None)?",
+            _(
+                "on a second call with new inputs: "
+                "{name} {message}. The first call was right: is something "
+                "kept from the first call, or computed only once (if self.mask is None)?"
+            ).format(name=first.name, message=first.message),
             "stale_state",
         )
     )

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import losses
 from ..gradcheck import Check, LayerReport
+from ..i18n import _
 from .channel import as_floats
 from .core import define
 from .layer import collect_layer, verify_layer
@@ -59,11 +60,11 @@ def _suspects(i: dict, r: str) -> dict:
     return {
         "dx": {
             "ignores_dout": (
-                "ignores dout: multiply (y - t) / N by the upstream gradient",
+                _("ignores dout: multiply (y - t) / N by the upstream gradient"),
                 y_t / n,
             ),
             "no_batch_no_dout": (
-                f"is y - t: divide by the batch size N = {n} and multiply by dout",
+                _("is y - t: divide by the batch size N = {n} and multiply by dout").format(n=n),
                 y_t,
             ),
         }
@@ -123,13 +124,17 @@ def _identity_suspects(i: dict, r: str) -> dict:
     return {
         "dx": {
             "no_half": (
-                "is twice too large: the loss has a factor 1/2, which cancels the 2 of "
-                "the square's derivative",
+                _(
+                    "is twice too large: the loss has a factor 1/2, which cancels the 2 of "
+                    "the square's derivative"
+                ),
                 2 * d * (x - t) / n,
             ),
             "all_entries": (
-                f"divides by N * K = {n * k}: the loss is a mean over the batch (N = "
-                f"{n}) of each sample's sum of squares",
+                _(
+                    "divides by N * K = {nk}: the loss is a mean over the batch (N = "
+                    "{n}) of each sample's sum of squares"
+                ).format(nk=n * k, n=n),
                 d * (x - t) / (n * k),
             ),
         }
@@ -152,18 +157,23 @@ def _identity_verify(inp: dict, obs: dict) -> LayerReport:
         for key, why, wrong in (
             (
                 "plain_mse",
-                "is twice the half-MSE: this course's loss is 0.5 * the mean over "
-                "the batch of the sum of squares",
+                _(
+                    "is twice the half-MSE: this course's loss is 0.5 * the mean over "
+                    "the batch of the sum of squares"
+                ),
                 2 * want,
             ),
             (
                 "all_entries",
-                "is the mean over all N * K entries: divide the sum by N only (and keep the 1/2)",
+                _(
+                    "is the mean over all N * K entries: divide the sum by N only (and keep the "
+                    "1/2)"
+                ),
                 want / x.shape[1],
             ),
             (
                 "no_half_all",
-                "is the mean of the squares over all entries: the loss is 0.5 * sum / N",
+                _("is the mean of the squares over all entries: the loss is 0.5 * sum / N"),
                 2 * want / x.shape[1],
             ),
         ):

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import losses
 from ..gradcheck import Check, LayerReport
+from ..i18n import _
 from .channel import Raised, snapshot
 from .core import define
 from .layer_rounds import _same
@@ -56,31 +57,41 @@ def _ce_number(name: str, what: str, got: Any, want: float, n: int, hint: str = 
         return Check(
             name,
             False,
-            f"{what} returned {got!r:.80}: return one number, the mean loss over the batch",
+            _("{what} returned {got:.80}: return one number, the mean loss over the batch").format(
+                what=what, got=repr(got)
+            ),
             "missing" if got is None else "shape",
         )
     value = float(arr.reshape(()))
     if not np.isfinite(value):
-        return Check(name, False, f"{what} returned {value}: add eps inside the log", "nonfinite")
+        text = _("{what} returned {value}: add eps inside the log").format(what=what, value=value)
+        return Check(name, False, text, "nonfinite")
     if abs(value - want) <= 1e-6 * max(1.0, abs(want)):
         return Check(name, True, f"{what} = {value:.6f}")
     if n > 1 and abs(value - n * want) <= 1e-6 * max(1.0, abs(n * want)):
         return Check(
             name,
             False,
-            f"{what} returned {value:.6f}, the sum over the batch: divide by "
-            f"the batch size N = {n} (the mean)",
+            _(
+                "{what} returned {value:.6f}, the sum over the batch: divide by "
+                "the batch size N = {n} (the mean)"
+            ).format(what=what, value=value, n=n),
             "batch_size",
         )
     if abs(value + want) <= 1e-6 * max(1.0, abs(want)):
         return Check(
             name,
             False,
-            f"{what} returned {value:.6f}: the loss is -log of the "
-            "probability (a positive number); a minus sign is missing",
+            _(
+                "{what} returned {value:.6f}: the loss is -log of the "
+                "probability (a positive number); a minus sign is missing"
+            ).format(what=what, value=value),
             "sign",
         )
-    return Check(name, False, f"{what} returned {value:.6f}, expected {want:.6f}", "mismatch")
+    text = _("{what} returned {value:.6f}, expected {expected:.6f}").format(
+        what=what, value=value, expected=want
+    )
+    return Check(name, False, text, "mismatch")
 
 
 def _ce_verify(inp: dict, obs: dict) -> LayerReport:
@@ -89,20 +100,25 @@ def _ce_verify(inp: dict, obs: dict) -> LayerReport:
     n = y.shape[0]
     picked = y[np.arange(n), labels]
     want = float(-np.mean(np.log(picked + 1e-12)))
-    hint = "t is one-hot exactly when t.shape == y.shape; make one row a batch of one"
+    hint = _("t is one-hot exactly when t.shape == y.shape; make one row a batch of one")
     report.add(
         _ce_number(
-            "one-hot", "cross_entropy_error(y, one-hot t)", obs.get("one-hot"), want, n, hint
+            "one-hot", _("cross_entropy_error(y, one-hot t)"), obs.get("one-hot"), want, n, hint
         )
     )
     report.add(
         _ce_number(
-            "indices", "cross_entropy_error(y, class indices t)", obs.get("indices"), want, n, hint
+            "indices",
+            _("cross_entropy_error(y, class indices t)"),
+            obs.get("indices"),
+            want,
+            n,
+            hint,
         )
     )
     first = _ce_number(
         "single sample",
-        "cross_entropy_error(y[0], t[0]) (one-hot row)",
+        _("cross_entropy_error(y[0], t[0]) (one-hot row)"),
         obs.get("row one-hot"),
         float(-np.log(picked[0] + 1e-12)),
         1,
@@ -110,7 +126,7 @@ def _ce_verify(inp: dict, obs: dict) -> LayerReport:
     )
     second = _ce_number(
         "single sample",
-        "cross_entropy_error(y[1], int class index)",
+        _("cross_entropy_error(y[1], int class index)"),
         obs.get("row index"),
         float(-np.log(picked[1] + 1e-12)),
         1,
@@ -122,11 +138,11 @@ def _ce_verify(inp: dict, obs: dict) -> LayerReport:
     report.add(
         _ce_number(
             "eps",
-            "cross_entropy_error on a batch where a correct class has probability exactly 0",
+            _("cross_entropy_error on a batch where a correct class has probability exactly 0"),
             obs.get("zero"),
             want_zero,
             n,
-            "add eps inside the log: np.log(y + eps)",
+            _("add eps inside the log: np.log(y + eps)"),
         )
     )
     calls = {
@@ -145,9 +161,9 @@ def _ce_verify(inp: dict, obs: dict) -> LayerReport:
         Check(
             "inputs unchanged",
             not changed,
-            "y and t left as they were"
+            _("y and t left as they were")
             if not changed
-            else "cross_entropy_error changed y or t in place: compute into new arrays",
+            else _("cross_entropy_error changed y or t in place: compute into new arrays"),
             None if not changed else "mutated_input",
         )
     )

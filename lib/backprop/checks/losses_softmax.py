@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import losses
 from ..gradcheck import Check, LayerReport, numerical_gradient
+from ..i18n import _
 from .channel import Raised, as_floats, snapshot
 from .core import define
 from .layer_rounds import _same
@@ -45,20 +46,25 @@ def _compare(
         return Check(
             name,
             False,
-            f"{what} returned {got!r:.80}, not an array of numbers",
+            _("{what} returned {got:.80}, not an array of numbers").format(
+                what=what, got=repr(got)
+            ),
             "missing" if got is None else "not_numeric",
         )
     want = np.asarray(want, dtype=np.float64)
     if arr.shape != want.shape:
-        return Check(
-            name, False, f"{what} returned shape {arr.shape}, expected {want.shape}", "shape"
+        text = _("{what} returned shape {shape}, expected {expected}").format(
+            what=what, shape=arr.shape, expected=want.shape
         )
+        return Check(name, False, text, "shape")
     if not np.all(np.isfinite(arr)):
-        return Check(
-            name, False, f"{what} returned nan or inf ({arr.ravel()[:4].tolist()}...)", "nonfinite"
+        text = _("{what} returned nan or inf ({values}...)").format(
+            what=what, values=arr.ravel()[:4].tolist()
         )
+        return Check(name, False, text, "nonfinite")
     if np.allclose(arr, want, rtol=rtol, atol=atol):
-        return Check(name, True, f"{what}: right to within {rtol:.0e}")
+        text = _("{what}: right to within {rtol:.0e}").format(what=what, rtol=rtol)
+        return Check(name, True, text)
     for key, (why, wrong) in suspects.items():
         wrong = np.asarray(wrong, dtype=np.float64)
         if (
@@ -70,20 +76,25 @@ def _compare(
     return Check(
         name,
         False,
-        f"{what} returned {np.round(arr, 4).ravel()[:6].tolist()}..., "
-        f"expected {np.round(want, 4).ravel()[:6].tolist()}...",
+        _("{what} returned {got}..., expected {expected}...").format(
+            what=what,
+            got=np.round(arr, 4).ravel()[:6].tolist(),
+            expected=np.round(want, 4).ravel()[:6].tolist(),
+        ),
         "mismatch",
     )
 
 
 def _unchanged(name: str, before: Any, after: Any, what: str) -> Check:
     if _same(before, after):
-        return Check(name, True, "left as it was")
+        return Check(name, True, _("left as it was"))
     return Check(
         name,
         False,
-        f"{what} changed its input in place: compute into a new array "
-        "(x - m makes one; x -= m changes the caller's array)",
+        _(
+            "{what} changed its input in place: compute into a new array "
+            "(x - m makes one; x -= m changes the caller's array)"
+        ).format(what=what),
         "mutated_input",
     )
 
@@ -121,21 +132,27 @@ def _softmax_suspects(x: np.ndarray) -> dict:
     with np.errstate(all="ignore"):
         found = {
             "not_per_row": (
-                "the rows do not each sum to 1: divide each row by its own sum "
-                "(np.sum(e, axis=-1, keepdims=True))",
+                _(
+                    "the rows do not each sum to 1: divide each row by its own sum "
+                    "(np.sum(e, axis=-1, keepdims=True))"
+                ),
                 e / np.sum(e),
             ),
             "wrong_axis": (
-                "each column sums to 1: softmax works along the last axis (axis=-1), "
-                "one row of scores per sample",
+                _(
+                    "each column sums to 1: softmax works along the last axis (axis=-1), "
+                    "one row of scores per sample"
+                ),
                 e / np.sum(e, axis=0, keepdims=True),
             ),
         }
         if x.ndim == 2:
             ez = np.exp(x - np.max(x, axis=0, keepdims=True))
             found["max_axis0"] = (
-                "subtracts the maximum of each column: subtract each row's own "
-                "maximum (np.max(x, axis=-1, keepdims=True))",
+                _(
+                    "subtracts the maximum of each column: subtract each row's own "
+                    "maximum (np.max(x, axis=-1, keepdims=True))"
+                ),
                 ez / np.sum(ez, axis=-1, keepdims=True),
             )
     return found
@@ -152,16 +169,20 @@ def _by_sums(check: Check, got: Any) -> Check:
         return Check(
             check.name,
             False,
-            "each column sums to 1, not each row: softmax works "
-            "along the last axis (axis=-1), one row of scores per sample",
+            _(
+                "each column sums to 1, not each row: softmax works "
+                "along the last axis (axis=-1), one row of scores per sample"
+            ),
             "wrong_axis",
         )
     if not np.allclose(rows, 1.0):
         return Check(
             check.name,
             False,
-            f"the rows sum to {np.round(rows, 4).tolist()}, not 1: "
-            "divide each row by its own sum (axis=-1, keepdims=True)",
+            _(
+                "the rows sum to {sums}, not 1: "
+                "divide each row by its own sum (axis=-1, keepdims=True)"
+            ).format(sums=np.round(rows, 4).tolist()),
             "not_per_row",
         )
     return check
@@ -169,10 +190,10 @@ def _by_sums(check: Check, got: Any) -> Check:
 
 def _softmax_verify(inp: dict, obs: dict) -> LayerReport:
     report = LayerReport("softmax")
-    hint = "axis=-1 is the last axis for both (C,) and (N, C); keepdims=True keeps it"
+    hint = _("axis=-1 is the last axis for both (C,) and (N, C); keepdims=True keeps it")
     for key, name, what in (
-        ("x", "batch", "softmax of a batch (N, C)"),
-        ("row", "single row", "softmax of one row (C,)"),
+        ("x", "batch", _("softmax of a batch (N, C)")),
+        ("row", "single row", _("softmax of one row (C,)")),
     ):
         x = inp[key]
         report.add(
@@ -196,26 +217,26 @@ def _softmax_verify(inp: dict, obs: dict) -> LayerReport:
         with np.errstate(all="ignore"):
             shifted_once = np.exp(big - np.max(big))
             once = shifted_once / np.sum(shifted_once, axis=-1, keepdims=True)
-        why = (
-            "subtracts one maximum for the whole array: rows far below it underflow to 0 / 0; "
-            "subtract each row's own maximum (axis=-1, keepdims=True)"
-            if _same(np.isfinite(arr), np.isfinite(once))
-            else "is not stable: subtract each row's maximum before np.exp, so the largest "
-            "exponent is 0 (exp(1000) overflows to inf, and inf / inf is nan)"
-        )
-        report.add(
-            Check(
-                "stable",
-                False,
-                f"softmax of scores of +-1000 gave nan or inf: it {why}",
-                "global_max" if "one maximum" in why else "not_shifted",
+        if _same(np.isfinite(arr), np.isfinite(once)):
+            key = "global_max"
+            text = _(
+                "softmax of scores of +-1000 gave nan or inf: it subtracts one maximum for "
+                "the whole array: rows far below it underflow to 0 / 0; subtract each row's "
+                "own maximum (axis=-1, keepdims=True)"
             )
-        )
+        else:
+            key = "not_shifted"
+            text = _(
+                "softmax of scores of +-1000 gave nan or inf: it is not stable: subtract each "
+                "row's maximum before np.exp, so the largest exponent is 0 (exp(1000) "
+                "overflows to inf, and inf / inf is nan)"
+            )
+        report.add(Check("stable", False, text, key))
     else:
         report.add(
             _compare(
                 "stable",
-                "softmax of scores of +-1000",
+                _("softmax of scores of +-1000"),
                 got,
                 _softmax_ref(big),
                 {},
@@ -229,10 +250,12 @@ def _softmax_verify(inp: dict, obs: dict) -> LayerReport:
         Check(
             "x unchanged",
             not changed,
-            "left as it was"
+            _("left as it was")
             if not changed
-            else "softmax changed its input x in place: compute into a new array "
-            "(x - m makes one; x -= m changes the caller's array)",
+            else _(
+                "softmax changed its input x in place: compute into a new array "
+                "(x - m makes one; x -= m changes the caller's array)"
+            ),
             None if not changed else "mutated_input",
         )
     )
@@ -283,17 +306,19 @@ def _numeric_jacobian(x: np.ndarray) -> np.ndarray:
 def _jacobian_shape(got: Any, c: int, what: str) -> Check | None:
     """A failed check when got is not a finite (C, C) array (or raised), else None."""
     if isinstance(got, Raised):
-        return raised_check("diagonal", what, got, "y = softmax(x); build a (C, C) array")
+        return raised_check("diagonal", what, got, _("y = softmax(x); build a (C, C) array"))
     arr = _array(got)
     if arr is None or arr.shape != (c, c) or not np.all(np.isfinite(arr)):
         shape = None if arr is None else arr.shape
         return Check(
             "diagonal",
             False,
-            f"{what} returned {got!r:.60}"
+            _("{what} returned {got:.60}").format(what=what, got=repr(got))
             if shape is None
-            else f"{what} returned shape {shape}, expected ({c}, {c}) with "
-            "finite entries: entry [i, j] is dy_i / dx_j",
+            else _(
+                "{what} returned shape {shape}, expected ({c}, {c}) with "
+                "finite entries: entry [i, j] is dy_i / dx_j"
+            ).format(what=what, shape=shape, c=c),
             "missing" if got is None else "shape",
         )
     return None
@@ -308,24 +333,26 @@ def _diagonal(arr: np.ndarray, want: np.ndarray, y: np.ndarray, what: str) -> Ch
         return Check(
             "diagonal",
             False,
-            "the diagonal is y_i: the quotient rule gives the "
-            "numerator's derivative times the sum *minus* the numerator times the "
-            "sum's derivative",
+            _(
+                "the diagonal is y_i: the quotient rule gives the "
+                "numerator's derivative times the sum *minus* the numerator times the "
+                "sum's derivative"
+            ),
             "diag_missing_term",
         )
     if np.allclose(arr[eye], -y * y, atol=1e-9):
         return Check(
             "diagonal",
             False,
-            "the diagonal is -y_i^2: on the diagonal the numerator e^{x_i} depends on x_i too",
+            _("the diagonal is -y_i^2: on the diagonal the numerator e^{x_i} depends on x_i too"),
             "diag_as_off",
         )
     return Check(
         "diagonal",
         False,
-        f"{what}: the diagonal entries "
-        f"{np.round(arr[eye], 4).tolist()} should be "
-        f"{np.round(want[eye], 4).tolist()}",
+        _("{what}: the diagonal entries {got} should be {expected}").format(
+            what=what, got=np.round(arr[eye], 4).tolist(), expected=np.round(want[eye], 4).tolist()
+        ),
         "mismatch",
     )
 
@@ -339,30 +366,36 @@ def _off_diagonal(arr: np.ndarray, want: np.ndarray, y: np.ndarray, what: str) -
         return Check(
             "off-diagonal",
             False,
-            "the entries off the diagonal are 0: y_i depends on "
-            "every score x_j through the sum in its denominator",
+            _(
+                "the entries off the diagonal are 0: y_i depends on "
+                "every score x_j through the sum in its denominator"
+            ),
             "off_zero",
         )
     if np.allclose(arr[off], np.outer(y, y)[off], atol=1e-9):
         return Check(
             "off-diagonal",
             False,
-            "the entries off the diagonal have the wrong sign: "
-            "raising another score x_j makes y_i smaller",
+            _(
+                "the entries off the diagonal have the wrong sign: "
+                "raising another score x_j makes y_i smaller"
+            ),
             "sign",
         )
     if np.allclose(arr.T[off], want[off], atol=1e-9):
         return Check(
             "off-diagonal",
             False,
-            "rows and columns are swapped: entry [i, j] is dy_i / dx_j",
+            _("rows and columns are swapped: entry [i, j] is dy_i / dx_j"),
             "transpose",
         )
     return Check(
         "off-diagonal",
         False,
-        f"{what}: entry [0, 1] is {arr[0, 1]:.6f}, expected "
-        f"{want[0, 1]:.6f} (dy_0 / dx_1, by the quotient rule)",
+        _(
+            "{what}: entry [0, 1] is {got:.6f}, expected "
+            "{expected:.6f} (dy_0 / dx_1, by the quotient rule)"
+        ).format(what=what, got=arr[0, 1], expected=want[0, 1]),
         "mismatch",
     )
 
@@ -375,7 +408,7 @@ def _jac_verify(inp: dict, obs: dict) -> LayerReport:
         x = np.asarray(row, dtype=np.float64)
         y, want = _softmax_ref(x), _numeric_jacobian(x)
         got = outs[k] if k < len(outs) else None
-        what = f"softmax_jacobian(x) for x = {np.round(x, 3).tolist()}"
+        what = _("softmax_jacobian(x) for x = {x}").format(x=np.round(x, 3).tolist())
         problem = _jacobian_shape(got, x.size, what)
         if problem:
             report.add(problem)
@@ -385,10 +418,12 @@ def _jac_verify(inp: dict, obs: dict) -> LayerReport:
             diag_check = _diagonal(arr, want, y, what)
         if off_check is None:
             off_check = _off_diagonal(arr, want, y, what)
-    report.add(diag_check or Check("diagonal", True, "dy_i / dx_i matches the numerical Jacobian"))
+    report.add(
+        diag_check or Check("diagonal", True, _("dy_i / dx_i matches the numerical Jacobian"))
+    )
     report.add(
         off_check
-        or Check("off-diagonal", True, "dy_i / dx_j (i != j) matches the numerical Jacobian")
+        or Check("off-diagonal", True, _("dy_i / dx_j (i != j) matches the numerical Jacobian"))
     )
     after = obs.get("after") if isinstance(obs.get("after"), list) else []
     changed = len(after) != len(inp["rows"]) or not all(
@@ -398,7 +433,9 @@ def _jac_verify(inp: dict, obs: dict) -> LayerReport:
         Check(
             "x unchanged",
             not changed,
-            "left as it was" if not changed else "softmax_jacobian changed its input x in place",
+            _("left as it was")
+            if not changed
+            else _("softmax_jacobian changed its input x in place"),
             None if not changed else "mutated_input",
         )
     )

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import network
 from ..gradcheck import Check, LayerReport, diagnose, numerical_gradient
+from ..i18n import _
 from .channel import Raised, snapshot
 from .core import define
 from .layer_rounds import _same
@@ -57,7 +58,7 @@ def _inputs(
     def off_kink(x: np.ndarray, *ps: dict) -> np.ndarray:
         """Redraw rows whose pre-activations sit within 0.05 of ReLU's kink."""
         for row in range(n):
-            for _ in range(200):
+            for _attempt in range(200):
                 if all(np.min(np.abs(x[row] @ p["W1"] + p["b1"])) >= 0.05 for p in ps):
                     break
                 x[row] = rng.standard_normal(d)
@@ -172,20 +173,22 @@ def _suspects(p: dict, x: np.ndarray, t: Any) -> dict[str, dict[str, tuple[str, 
     found: dict[str, dict[str, tuple[str, np.ndarray]]] = {k: {} for k in NAMES}
     dh = dscores @ p["W2"].T
     found["W1"]["relu_skipped"] = (
-        "skips Relu1's backward: the gradient into Affine1 must go "
-        "through every layer in reverse order",
+        _(
+            "skips Relu1's backward: the gradient into Affine1 must go "
+            "through every layer in reverse order"
+        ),
         x.T @ dh,
     )
     found["b1"]["relu_skipped"] = (found["W1"]["relu_skipped"][0], dh.sum(axis=0))
     if dscores.shape == pre.shape:
-        chained = (
+        chained = _(
             "is computed from the loss layer's gradient, not from what the layer after "
             "it returned: pass dout on, dout = layer.backward(dout) (forgot dout)"
         )
         masked = dscores * (pre > 0)
         found["W1"]["not_chained"] = (chained, x.T @ masked)
         found["b1"]["not_chained"] = (chained, masked.sum(axis=0))
-    twice = "is divided by N twice: SoftmaxWithLoss has already divided by the batch size"
+    twice = _("is divided by N twice: SoftmaxWithLoss has already divided by the batch size")
     grads = {
         "W1": x.T @ (dh * (pre > 0)),
         "b1": (dh * (pre > 0)).sum(axis=0),
@@ -197,9 +200,11 @@ def _suspects(p: dict, x: np.ndarray, t: Any) -> dict[str, dict[str, tuple[str, 
         for other in NAMES:
             if other != k and grads[other].shape == grads[k].shape:
                 found[k]["swapped_" + other] = (
-                    f"is the gradient of {other}: read each "
-                    "parameter's gradient from its own layer "
-                    "(Affine1: W1, b1; Affine2: W2, b2)",
+                    _(
+                        "is the gradient of {other}: read each "
+                        "parameter's gradient from its own layer "
+                        "(Affine1: W1, b1; Affine2: W2, b2)"
+                    ).format(other=other),
                     grads[other],
                 )
     return found
@@ -213,8 +218,10 @@ def _grad_checks(prefix: str, got: Any, p: dict, x: np.ndarray, t: Any, what: st
                 names[0],
                 what,
                 got,
-                "gradient runs self.loss(x, t) first, then "
-                "the backward passes from the loss layer back to Affine1",
+                _(
+                    "gradient runs self.loss(x, t) first, then "
+                    "the backward passes from the loss layer back to Affine1"
+                ),
             )
         ]
     if not isinstance(got, dict):
@@ -222,7 +229,10 @@ def _grad_checks(prefix: str, got: Any, p: dict, x: np.ndarray, t: Any, what: st
             Check(
                 n,
                 False,
-                f"{what} returned {got!r:.80}: return a dict with the keys 'W1', 'b1', 'W2', 'b2'",
+                _(
+                    "{what} returned {got!r:.80}: return a dict with the keys "
+                    "'W1', 'b1', 'W2', 'b2'"
+                ).format(what=what, got=got),
                 "missing" if got is None else "return_value",
             )
             for n in names
@@ -232,7 +242,11 @@ def _grad_checks(prefix: str, got: Any, p: dict, x: np.ndarray, t: Any, what: st
     checks = []
     for k, name in zip(NAMES, names, strict=False):
         if k not in got:
-            checks.append(Check(name, False, f"{what} has no key {k!r}", "missing"))
+            checks.append(
+                Check(
+                    name, False, _("{what} has no key {key!r}").format(what=what, key=k), "missing"
+                )
+            )
             continue
         checks.append(diagnose(name, got[k], numeric[k], batch_size=x.shape[0], suspects=found[k]))
     return checks
@@ -247,14 +261,14 @@ def _verify(inp: dict, obs: dict) -> LayerReport:
         what = (
             "TwoLayerNet(input_size, hidden_size, output_size)"
             if error["step"] == "create"
-            else "setting net.params[k][...] in place"
+            else _("setting net.params[k][...] in place")
         )
         report.add(
             raised_check(
                 "predict",
                 what,
                 error.get("raised"),
-                "keep __init__ as given: params holds W1, b1, W2, b2",
+                _("keep __init__ as given: params holds W1, b1, W2, b2"),
             )
         )
         return report
@@ -265,7 +279,7 @@ def _verify(inp: dict, obs: dict) -> LayerReport:
                 "predict",
                 "predict(x)",
                 pred,
-                "run each layer's forward in order: for layer in self.layers.values()",
+                _("run each layer's forward in order: for layer in self.layers.values()"),
             )
         )
     else:
@@ -279,7 +293,7 @@ def _verify(inp: dict, obs: dict) -> LayerReport:
             threshold=1e-9,
             suspects={
                 "softmax_in_predict": (
-                    "returns probabilities: predict returns the scores, before softmax",
+                    _("returns probabilities: predict returns the scores, before softmax"),
                     soft,
                 )
             },
@@ -288,18 +302,22 @@ def _verify(inp: dict, obs: dict) -> LayerReport:
             check = Check(
                 "predict",
                 False,
-                "the layers do not hold the arrays in params (after "
-                "params[k][...] = new values, predict still used the old ones): give "
-                "the layers the very same arrays, not copies",
+                _(
+                    "the layers do not hold the arrays in params (after "
+                    "params[k][...] = new values, predict still used the old ones): give "
+                    "the layers the very same arrays, not copies"
+                ),
                 "copied_params",
             )
         elif not check.ok and check.mistake == "mismatch":
             check = Check(
                 "predict",
                 False,
-                "predict(x) differs from relu(x @ W1 + b1) @ W2 + b2 "
-                f"({check.message}): run each layer's forward, in order, on the output "
-                "of the one before",
+                _(
+                    "predict(x) differs from relu(x @ W1 + b1) @ W2 + b2 "
+                    "({message}): run each layer's forward, in order, on the output "
+                    "of the one before"
+                ).format(message=check.message),
                 "mismatch",
             )
         report.add(check)
@@ -311,7 +329,7 @@ def _verify(inp: dict, obs: dict) -> LayerReport:
                 "loss",
                 "loss(x, t)",
                 loss,
-                "scores from predict, then self.last_layer.forward(scores, t)",
+                _("scores from predict, then self.last_layer.forward(scores, t)"),
             )
         )
     else:
@@ -326,9 +344,11 @@ def _verify(inp: dict, obs: dict) -> LayerReport:
                 Check(
                     "loss",
                     False,
-                    f"loss(x, t) returned {loss!r:.60}, expected "
-                    f"{want_loss:.6f}: return self.last_layer.forward(self.predict(x),"
-                    " t)",
+                    _(
+                        "loss(x, t) returned {loss!r:.60}, expected "
+                        "{want:.6f}: return self.last_layer.forward(self.predict(x),"
+                        " t)"
+                    ).format(loss=loss, want=want_loss),
                     "missing" if loss is None else "mismatch",
                 )
             )
@@ -345,9 +365,9 @@ def _verify(inp: dict, obs: dict) -> LayerReport:
         Check(
             "inputs unchanged",
             unchanged,
-            "x and t left as they were"
+            _("x and t left as they were")
             if unchanged
-            else "predict, loss or gradient changed x or t in place",
+            else _("predict, loss or gradient changed x or t in place"),
             None if unchanged else "mutated_input",
         )
     )
@@ -360,42 +380,51 @@ def _fresh(inp: dict, obs: dict, p: dict) -> Check:
     first, again = obs.get("grads"), obs.get("grads_again")
     if not all(r.ok for r in _grad_checks("", first, p, np.asarray(inp["x"]), inp["t"], "")):
         return Check(
-            "fresh", False, "could not be checked: gradient(x, t) is not right yet", "not_run"
+            "fresh", False, _("could not be checked: gradient(x, t) is not right yet"), "not_run"
         )
     if isinstance(again, Raised):
-        return raised_check("fresh", "a second call of gradient", again)
+        return raised_check("fresh", _("a second call of gradient"), again)
     if not isinstance(again, dict) or not all(_same(again.get(k), first.get(k)) for k in NAMES):
         return Check(
             "fresh",
             False,
-            "after net.loss ran on another batch, gradient(x, t) gave "
-            "different gradients: gradient must start with its own forward pass, "
-            "self.loss(x, t), so every layer stores this batch",
+            _(
+                "after net.loss ran on another batch, gradient(x, t) gave "
+                "different gradients: gradient must start with its own forward pass, "
+                "self.loss(x, t), so every layer stores this batch"
+            ),
             "stale_state",
         )
     updated = {k: p[k] + np.asarray(inp["update"][k]) for k in NAMES}
     x2 = np.asarray(inp["x2"], dtype=np.float64)
     got = obs.get("grads_updated")
-    checks = _grad_checks("", got, updated, x2, inp["t2"], "gradient after an update")
+    checks = _grad_checks("", got, updated, x2, inp["t2"], _("gradient after an update"))
     bad = [c for c in checks if not c.ok]
     if not bad:
         return Check(
             "fresh",
             True,
-            "gradients are recomputed on every call and follow in-place parameter updates",
+            _("gradients are recomputed on every call and follow in-place parameter updates"),
         )
     stale = _grad_checks("", got, p, x2, inp["t2"], "")
     if all(c.ok for c in stale):
         return Check(
             "fresh",
             False,
-            "after params were changed in place (as an optimiser "
-            "does), gradient still used the old values: the layers must hold the "
-            "very arrays in params, not copies",
+            _(
+                "after params were changed in place (as an optimiser "
+                "does), gradient still used the old values: the layers must hold the "
+                "very arrays in params, not copies"
+            ),
             "copied_params",
         )
     return Check(
-        "fresh", False, f"after an in-place update: {bad[0].name} {bad[0].message}", "stale_state"
+        "fresh",
+        False,
+        _("after an in-place update: {name} {message}").format(
+            name=bad[0].name, message=bad[0].message
+        ),
+        "stale_state",
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations, nodes
+from ..i18n import _
 from .core import define
 from .layer import collect_layer, verify_layer
 
@@ -37,13 +38,13 @@ check_mul_layer = define(
         suspects=lambda i, r: {
             "dx": {
                 "not_swapped": (
-                    "uses its own input: dz/dx is y and dz/dy is x (swap them)",
+                    _("uses its own input: dz/dx is y and dz/dy is x (swap them)"),
                     i["dout" + r] * i["forward" + r]["x"],
                 )
             },
             "dy": {
                 "not_swapped": (
-                    "uses its own input: dz/dx is y and dz/dy is x (swap them)",
+                    _("uses its own input: dz/dx is y and dz/dy is x (swap them)"),
                     i["dout" + r] * i["forward" + r]["y"],
                 )
             },
@@ -66,13 +67,13 @@ check_add_layer = define(
         suspects=lambda i, r: {
             "dx": {
                 "multiplied": (
-                    "multiplies dout by an input: an add node passes dout on unchanged",
+                    _("multiplies dout by an input: an add node passes dout on unchanged"),
                     i["dout" + r] * i["forward" + r]["y"],
                 )
             },
             "dy": {
                 "multiplied": (
-                    "multiplies dout by an input: an add node passes dout on unchanged",
+                    _("multiplies dout by an input: an add node passes dout on unchanged"),
                     i["dout" + r] * i["forward" + r]["x"],
                 )
             },
@@ -115,19 +116,26 @@ def _div_suspects(i: dict, r: str) -> dict:
     return {
         "dx": {
             "swapped": (
-                "multiplies dout by y, as a multiply node would: the local "
-                "gradient of x / y with respect to x is 1 / y",
+                _(
+                    "multiplies dout by y, as a multiply node would: the local "
+                    "gradient of x / y with respect to x is 1 / y"
+                ),
                 d * y,
             )
         },
         "dy": {
             "not_squared": (
-                "divides by y once: the local gradient of x / y with respect "
-                "to y is -x / y**2 (y squared)",
+                _(
+                    "divides by y once: the local gradient of x / y with respect "
+                    "to y is -x / y**2 (y squared)"
+                ),
                 -d * x / y,
             ),
             "swapped": (
-                "multiplies dout by x, as a multiply node would: x / y changes with y as -x / y**2",
+                _(
+                    "multiplies dout by x, as a multiply node would: x / y changes with y as "
+                    "-x / y**2"
+                ),
                 d * x,
             ),
         },
@@ -159,17 +167,21 @@ def _exp_suspects(i: dict, r: str) -> dict:
     return {
         "dx": {
             "from_input": (
-                "multiplies dout by the input x: the local gradient of exp(x) is "
-                "exp(x) itself, the output of forward",
+                _(
+                    "multiplies dout by the input x: the local gradient of exp(x) is "
+                    "exp(x) itself, the output of forward"
+                ),
                 d * x,
             ),
             "exp_of_dout": (
-                "takes exp of dout: multiply dout by exp(x), the output of forward",
+                _("takes exp of dout: multiply dout by exp(x), the output of forward"),
                 np.exp(d),
             ),
             "power_rule": (
-                "uses a power rule, x * exp(x - 1): exp is not a power of x; its "
-                "derivative is exp(x)",
+                _(
+                    "uses a power rule, x * exp(x - 1): exp is not a power of x; its "
+                    "derivative is exp(x)"
+                ),
                 d * x * np.exp(x - 1),
             ),
         }
@@ -191,19 +203,22 @@ check_exp_layer = define(
 
 def _fan_out_suspects(i: dict, r: str) -> dict:
     x, y, d = i["forward" + r]["x"], i["forward" + r]["y"], i["dout" + r]
-    why = (
+    only_mul = _(
         "x is used twice, in the add node and in the multiply node: its gradient is the "
-        "sum of what comes back along both uses, not only the one from the {} node"
+        "sum of what comes back along both uses, not only the one from the multiply node"
+    )
+    only_add = _(
+        "x is used twice, in the add node and in the multiply node: its gradient is the "
+        "sum of what comes back along both uses, not only the one from the add node"
     )
     return {
-        "dx": {
-            "not_added": (why.format("multiply"), d * (x + y)),
-            "not_added_add": (why.format("add"), d * x),
-        },
+        "dx": {"not_added": (only_mul, d * (x + y)), "not_added_add": (only_add, d * x)},
         "dy": {
             "dy_from_mul": (
-                "is what the multiply node sends to its input x: y "
-                "reaches f only through the add node",
+                _(
+                    "is what the multiply node sends to its input x: y "
+                    "reaches f only through the add node"
+                ),
                 d * (x + y),
             )
         },
@@ -247,18 +262,24 @@ def _sigmoid_graph_suspects(i: dict, r: str) -> dict:
     return {
         "dx": {
             "no_minus_one": (
-                "has the wrong sign: the first node multiplies x by -1, so its "
-                "backward multiplies the gradient by -1 too",
+                _(
+                    "has the wrong sign: the first node multiplies x by -1, so its "
+                    "backward multiplies the gradient by -1 too"
+                ),
                 -d * y * (1 - y),
             ),
             "div_not_squared": (
-                "the divide node's gradient with respect to its denominator "
-                "is -1 / v**2, with v squared (here v = 1 + exp(-x))",
+                _(
+                    "the divide node's gradient with respect to its denominator "
+                    "is -1 / v**2, with v squared (here v = 1 + exp(-x))"
+                ),
                 d * e / (1 + e),
             ),
             "exp_from_input": (
-                "the exp node's backward multiplies by exp of its input, the "
-                "output it produced, not by its input",
+                _(
+                    "the exp node's backward multiplies by exp of its input, the "
+                    "output it produced, not by its input"
+                ),
                 -d * x * y**2,
             ),
         }

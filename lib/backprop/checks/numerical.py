@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import gradcheck
 from ..gradcheck import Check, LayerReport, diagnose
+from ..i18n import _
 from .channel import Raised, as_floats, as_number, snapshot
 from .core import define
 from .running import call, raised_check
@@ -47,12 +48,14 @@ def _forward_diff(c: Any, x: Any, h: float) -> Any:
 def _diff_mistakes(c: Any, x: float, h: float) -> dict:
     return {
         "forward": (
-            "is the forward difference (f(x + h) - f(x)) / h: use the central "
-            "difference (f(x + h) - f(x - h)) / (2 h)",
+            _(
+                "is the forward difference (f(x + h) - f(x)) / h: use the central "
+                "difference (f(x + h) - f(x - h)) / (2 h)"
+            ),
             _forward_diff(c, x, h),
         ),
         "no_half": (
-            "is twice the slope: divide by 2 h, the distance between x - h and x + h",
+            _("is twice the slope: divide by 2 h, the distance between x - h and x + h"),
             2 * _central(c, x, h),
         ),
     }
@@ -93,38 +96,46 @@ def _judge_numbers(
 ) -> Check:
     """One check over several calls: the first wrong one is reported, its mistake named."""
     if not isinstance(got, list) or len(got) != len(want):
-        return Check(name, False, "nothing was collected from your function", "not_run")
+        return Check(name, False, _("nothing was collected from your function"), "not_run")
     for g, w, named, label in zip(got, want, mistakes, what, strict=False):
         if isinstance(g, Raised):
-            return raised_check(name, label, g, "run it by hand on a small example")
+            return raised_check(name, label, g, _("run it by hand on a small example"))
         value = as_number(g)
         if value is None:
             return Check(
                 name,
                 False,
-                f"{label} returned {g!r:.80}, not a number",
+                _("{what} returned {got:.80}, not a number").format(what=label, got=repr(g)),
                 "missing" if g is None else "not_numeric",
             )
         if not np.isfinite(value):
-            return Check(name, False, f"{label} returned {value}", "nonfinite")
+            text = _("{what} returned {value}").format(what=label, value=value)
+            return Check(name, False, text, "nonfinite")
         scale = max(abs(w), 1.0)
         if abs(value - w) <= tol * scale:
             continue
+        said = _("{what} returned {got}, expected {expected}").format(
+            what=label, got=repr(value), expected=repr(w)
+        )
         for key, (why, wrong) in named.items():
             if abs(value - float(wrong)) <= 1e-9 * max(abs(float(wrong)), 1.0):
-                return Check(name, False, f"{label} returned {value!r}, expected {w!r}: {why}", key)
-        return Check(name, False, f"{label} returned {value!r}, expected {w!r}", "mismatch")
-    return Check(name, True, f"{len(want)} calls right to within {tol:.0e}")
+                return Check(name, False, f"{said}: {why}", key)
+        return Check(name, False, said, "mismatch")
+    return Check(
+        name, True, _("{count} calls right to within {tol:.0e}").format(count=len(want), tol=tol)
+    )
 
 
 def _diff_verify(inp: dict, obs: dict) -> LayerReport:
     report = LayerReport("numerical_diff")
     cases, steps = inp["cases"], inp["steps"]
-    labels = [
-        f"numerical_diff(f, {c['x']:.4g}) on f = {c['c'][0]:.3g} x^3 {c['c'][1]:+.3g} "
-        f"x^2 {c['c'][2]:+.3g} sin x"
-        for c in cases
-    ]
+
+    def label(c: dict, call: str) -> str:
+        return _("{call} on f = {c0:.3g} x^3 {c1:+.3g} x^2 {c2:+.3g} sin x").format(
+            call=call, c0=c["c"][0], c1=c["c"][1], c2=c["c"][2]
+        )
+
+    labels = [label(c, f"numerical_diff(f, {c['x']:.4g})") for c in cases]
     report.add(
         _judge_numbers(
             "central",
@@ -136,20 +147,22 @@ def _diff_verify(inp: dict, obs: dict) -> LayerReport:
         )
     )
     want, named, what = [], [], []
-    for c, label in zip(cases, labels, strict=False):
+    for c in cases:
         for h in steps:
             want.append(float(_central(c["c"], c["x"], h)))
             named.append(
                 {
                     "ignores_h": (
-                        "use the step h you are given, in f(x + h), f(x - h) "
-                        "and in the division by 2 h",
+                        _(
+                            "use the step h you are given, in f(x + h), f(x - h) "
+                            "and in the division by 2 h"
+                        ),
                         _central(c["c"], c["x"], 1e-4),
                     ),
                     **_diff_mistakes(c["c"], c["x"], h),
                 }
             )
-            what.append(label.replace(")", f", h={h})", 1))
+            what.append(label(c, f"numerical_diff(f, {c['x']:.4g}, h={h})"))
     report.add(_judge_numbers("h", obs.get("given"), want, named, 1e-10, what))
     return report
 
@@ -221,7 +234,7 @@ def _gradient_check(
     name: str, got: Any, expected: np.ndarray, named: dict, threshold: float = 1e-8
 ) -> Check:
     if isinstance(got, Raised):
-        return raised_check(name, "numerical_gradient", got, "run it on a small array by hand")
+        return raised_check(name, "numerical_gradient", got, _("run it on a small array by hand"))
     return diagnose(name, got, expected, threshold=threshold, suspects=named)
 
 
@@ -231,57 +244,64 @@ def _values_check(obs: dict, c: np.ndarray, x: np.ndarray) -> Check:
     first = _gradient_check("values", obs.get("default"), _central(c, x, 1e-5), mistakes)
     given = {
         "ignores_h": (
-            "use the step h you are given (here h=1e-2), not a fixed 1e-5",
+            _("use the step h you are given (here h=1e-2), not a fixed 1e-5"),
             _central(c, x, 1e-5),
         ),
         **_diff_mistakes(c, x, 1e-2),
     }
     check = _gradient_check("values", obs.get("given_h"), _central(c, x, 1e-2), given)
     if first.ok and not check.ok:
-        return Check("values", False, f"with h=1e-2: {check.message}", check.mistake)
+        text = _("with h=1e-2: {message}").format(message=check.message)
+        return Check("values", False, text, check.mistake)
     return first
 
 
 def _shape_problem(other: np.ndarray, got: Any, c: np.ndarray) -> Check | None:
     """What is wrong with the gradient got of an x shaped like other, or None."""
-    label = f"for x of shape {other.shape}"
+    label = _("for x of shape {shape}").format(shape=other.shape)
     if isinstance(got, Raised):
         return raised_check(
             "shapes",
-            f"numerical_gradient {label}",
+            _("numerical_gradient {for_x}").format(for_x=label),
             got,
-            "np.ndindex(x.shape) walks every index of any shape, () for a 0-d x",
+            _("np.ndindex(x.shape) walks every index of any shape, () for a 0-d x"),
         )
     if not isinstance(got, np.ndarray):
         return Check(
             "shapes",
             False,
-            f"{label} returned {type(got).__name__}, not a numpy array",
+            _("{for_x} returned {type}, not a numpy array").format(
+                for_x=label, type=type(got).__name__
+            ),
             "missing" if got is None else "return_value",
         )
     if got.shape != other.shape:
         return Check(
             "shapes",
             False,
-            f"{label} returned shape {got.shape}: the gradient has x's shape",
+            _("{for_x} returned shape {shape}: the gradient has x's shape").format(
+                for_x=label, shape=got.shape
+            ),
             "shape",
         )
     if got.dtype != np.float64:
         return Check(
             "shapes",
             False,
-            f"{label} returned dtype {got.dtype}, expected float64: "
-            "make it with np.zeros(x.shape, dtype=np.float64)",
+            _(
+                "{for_x} returned dtype {dtype}, expected float64: "
+                "make it with np.zeros(x.shape, dtype=np.float64)"
+            ).format(for_x=label, dtype=got.dtype),
             "dtype",
         )
-    d = diagnose(f"gradient {label}", got, _central(c, other, 1e-5), threshold=1e-6)
+    d = diagnose("gradient", got, _central(c, other, 1e-5), threshold=1e-6)
     return None if d.ok else Check("shapes", False, d.message, d.mistake)
 
 
 def _shapes_check(inp: dict, obs: dict, c: np.ndarray, x: np.ndarray) -> Check:
     """Shapes and dtype, on a 0-d, a 1-d and a 3-d x as well."""
     if len(obs.get("others") or []) != len(inp["others"]):
-        return Check("shapes", False, "nothing was collected for other shapes", "not_run")
+        return Check("shapes", False, _("nothing was collected for other shapes"), "not_run")
     for other, got in zip(
         [x, *inp["others"]], [obs.get("default"), *(obs.get("others") or [])], strict=False
     ):
@@ -291,8 +311,9 @@ def _shapes_check(inp: dict, obs: dict, c: np.ndarray, x: np.ndarray) -> Check:
     return Check(
         "shapes",
         True,
-        "a new float64 array shaped like x, for x of shapes "
-        + ", ".join(str(np.shape(o)) for o in [x, *inp["others"]]),
+        _("a new float64 array shaped like x, for x of shapes {shapes}").format(
+            shapes=", ".join(str(np.shape(o)) for o in [x, *inp["others"]])
+        ),
     )
 
 
@@ -308,26 +329,30 @@ def _restore_check(inp: dict, obs: dict, x: np.ndarray) -> Check:
         return Check(
             "x restored",
             False,
-            f"numerical_gradient left x changed (largest "
-            f"change {err:.1e}): after each entry, assign back the value you saved "
-            "before changing it; adding and subtracting h again does not restore "
-            "it exactly",
+            _(
+                "numerical_gradient left x changed (largest "
+                "change {err:.1e}): after each entry, assign back the value you saved "
+                "before changing it; adding and subtracting h again does not restore "
+                "it exactly"
+            ).format(err=err),
             "not_restored",
         )
     if obs.get("returned_x") is not False:
         return Check(
             "x restored",
             False,
-            "numerical_gradient returned x itself (or a view of it): return a new array",
+            _("numerical_gradient returned x itself (or a view of it): return a new array"),
             "returned_input",
         )
     if obs.get("closure_arg_is_x") is not True:
         return Check(
             "x restored",
             False,
-            "call f(x) with the array x itself (changed in "
-            "place), not with a copy: a loss that reads the weights through a "
-            "closure only sees in-place changes",
+            _(
+                "call f(x) with the array x itself (changed in "
+                "place), not with a copy: a loss that reads the weights through a "
+                "closure only sees in-place changes"
+            ),
             "copied_x",
         )
     y = np.asarray(inp["closure"], dtype=np.float64)
@@ -337,21 +362,28 @@ def _restore_check(inp: dict, obs: dict, x: np.ndarray) -> Check:
         return Check(
             "x restored",
             False,
-            f"with f = lambda _: np.sum(x ** 2), which reads x through a closure: {d.message}",
+            _(
+                "with f = lambda _: np.sum(x ** 2), which reads x through a closure: {message}"
+            ).format(message=d.message),
             d.mistake,
         )
     if closure_after is None or not np.array_equal(closure_after, y):
         return Check(
             "x restored",
             False,
-            "with f reading x through a closure, x was left changed: assign back the saved value",
+            _(
+                "with f reading x through a closure, x was left changed: assign back the saved "
+                "value"
+            ),
             "not_restored",
         )
     return Check(
         "x restored",
         True,
-        "x is exactly as before; a new array is returned; "
-        "f(x) is called with x itself, changed in place",
+        _(
+            "x is exactly as before; a new array is returned; "
+            "f(x) is called with x itself, changed in place"
+        ),
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import gradcheck
 from ..gradcheck import Check, LayerReport, diagnose
+from ..i18n import _
 from .channel import Raised, as_floats, snapshot
 from .core import define
 from .running import call, raised_check
@@ -67,7 +68,7 @@ def _gd_collect(target: Any, inp: dict) -> dict:
 def _descend(inp: dict, f: str, lr: float, n: int) -> np.ndarray:
     a, b, c = (np.asarray(inp[k], dtype=np.float64) for k in "abc")
     x = np.asarray(inp["x0"], dtype=np.float64).copy()
-    for _ in range(n):
+    for _step in range(n):
         x = x - lr * (2 * a * (x - b) if f == "bowl" else c)
     return x
 
@@ -80,7 +81,7 @@ def _gd_run(
             name,
             label,
             got,
-            "gradient_descent calls your numerical_gradient above: check that one first",
+            _("gradient_descent calls your numerical_gradient above: check that one first"),
         )
     d = diagnose(name, got, expected, threshold=threshold, suspects=named)
     return d if d.ok else Check(name, False, f"{label}: {d.message}", d.mistake)
@@ -91,23 +92,23 @@ def _gd_verify(inp: dict, obs: dict) -> LayerReport:
     lr, n = inp["lr"], inp["steps"]
     up = {
         "uphill": (
-            "went uphill: subtract lr * gradient, x = x - lr * grad",
+            _("went uphill: subtract lr * gradient, x = x - lr * grad"),
             _descend(inp, "bowl", -lr, 1),
         )
     }
     one = _gd_run(
         "step",
-        f"one step with lr={lr:.3g} on a quadratic bowl",
+        _("one step with lr={lr:.3g} on a quadratic bowl").format(lr=lr),
         obs.get("one"),
         _descend(inp, "bowl", lr, 1),
         {
             **up,
             "two_steps": (
-                "is two steps: make exactly step_num steps",
+                _("is two steps: make exactly step_num steps"),
                 _descend(inp, "bowl", lr, 2),
             ),
             "no_lr": (
-                "took a step of the whole gradient: multiply it by lr",
+                _("took a step of the whole gradient: multiply it by lr"),
                 _descend(inp, "bowl", 1.0, 1),
             ),
         },
@@ -115,7 +116,7 @@ def _gd_verify(inp: dict, obs: dict) -> LayerReport:
     if one.ok:
         one = _gd_run(
             "step",
-            f"{n} steps on a quadratic bowl",
+            _("{n} steps on a quadratic bowl").format(n=n),
             obs.get("many"),
             _descend(inp, "bowl", lr, n),
             {},
@@ -123,16 +124,18 @@ def _gd_verify(inp: dict, obs: dict) -> LayerReport:
     report.add(one)
     steps = _gd_run(
         "steps",
-        f"step_num={n} on a linear function (each step moves x by lr * its constant gradient)",
+        _(
+            "step_num={n} on a linear function (each step moves x by lr * its constant gradient)"
+        ).format(n=n),
         obs.get("slope"),
         _descend(inp, "slope", lr, n),
         {
             "off_by_one": (
-                f"made {n - 1} steps: make exactly step_num steps",
+                _("made {count} steps: make exactly step_num steps").format(count=n - 1),
                 _descend(inp, "slope", lr, n - 1),
             ),
             "off_by_one_more": (
-                f"made {n + 1} steps: make exactly step_num steps",
+                _("made {count} steps: make exactly step_num steps").format(count=n + 1),
                 _descend(inp, "slope", lr, n + 1),
             ),
         },
@@ -145,30 +148,32 @@ def _gd_verify(inp: dict, obs: dict) -> LayerReport:
             steps = Check(
                 "steps",
                 False,
-                "step_num=0 returned init_x itself: return a new array (a copy)",
+                _("step_num=0 returned init_x itself: return a new array (a copy)"),
                 "returned_input",
             )
     report.add(steps)
     x0 = np.asarray(inp["x0"], dtype=np.float64)
-    unchanged = Check("init_x unchanged", True, "init_x is left as it was")
+    unchanged = Check("init_x unchanged", True, _("init_x is left as it was"))
     for key in ("one", "many", "slope", "zero_steps", "lr_zero", "diverge"):
         after = _as_array(obs.get(key + "_x0_after"))
         if after is None or after.shape != x0.shape or not np.array_equal(after, x0):
             unchanged = Check(
                 "init_x unchanged",
                 False,
-                "gradient_descent changed init_x: work "
-                "on a copy, x = np.array(init_x, dtype=np.float64)",
+                _(
+                    "gradient_descent changed init_x: work "
+                    "on a copy, x = np.array(init_x, dtype=np.float64)"
+                ),
                 "mutated_input",
             )
             break
     report.add(unchanged)
-    rate = _gd_run("learning rate", "lr=0 (x must not move)", obs.get("lr_zero"), x0, {})
+    rate = _gd_run("learning rate", _("lr=0 (x must not move)"), obs.get("lr_zero"), x0, {})
     big = 1.5 / min(inp["a"])
     if rate.ok:
         rate = _gd_run(
             "learning rate",
-            f"lr={big:.3g}, large enough to diverge, 3 steps",
+            _("lr={lr:.3g}, large enough to diverge, 3 steps").format(lr=big),
             obs.get("diverge"),
             _descend(inp, "bowl", big, 3),
             {},
@@ -177,12 +182,12 @@ def _gd_verify(inp: dict, obs: dict) -> LayerReport:
     if rate.ok:
         rate = _gd_run(
             "learning rate",
-            "the defaults lr=0.01, step_num=100",
+            _("the defaults lr=0.01, step_num=100"),
             obs.get("defaults"),
             _descend(inp, "slope", 0.01, 100),
             {
                 "default_lr": (
-                    "use the default lr=0.01 of the signature",
+                    _("use the default lr=0.01 of the signature"),
                     _descend(inp, "slope", 0.1, 100),
                 )
             },

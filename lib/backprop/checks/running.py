@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..gradcheck import Check
+from ..i18n import _
 from .channel import Raised
 
 MODE_ENV = "BACKPROP_CHECKS"
 _PACKAGE = str(Path(__file__).resolve().parents[1])
+# Not translated: the reference functions raise exactly this text (see _refuse), and
+# raised_check recognises it by comparison, then explains it in the learner's language.
 REFUSED = (
     "this exercise must be solved with your own code, "
     "not by calling backprop's reference implementation"
@@ -57,7 +60,10 @@ def _where(tb: types.TracebackType | None) -> tuple[str, str]:
     except Exception:
         pass
     line = (f.line or linecache.getline(f.filename, f.lineno or 0)).strip()
-    return f"{name}, line {f.lineno}, in {f.name}", line[:200]
+    where = _("{cell}, line {lineno}, in {function}").format(
+        cell=name, lineno=f.lineno, function=f.name
+    )
+    return where, line[:200]
 
 
 def call(fn: Any, *args: Any) -> tuple[Any, Raised | None]:
@@ -68,7 +74,7 @@ def call(fn: Any, *args: Any) -> tuple[Any, Raised | None]:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not grading():
             raise
         where, line = _where(exc.__traceback__)
-        message = str(exc) if not isinstance(exc, RecursionError) else "maximum recursion depth"
+        message = str(exc) if not isinstance(exc, RecursionError) else _("maximum recursion depth")
         return None, Raised(type(exc).__name__, message[:2000], where, line)
 
 
@@ -78,13 +84,15 @@ def raised_check(name: str, what: str, error: Raised, hint: str = "") -> Check:
         return Check(
             name,
             False,
-            f"{what} called backprop's reference implementation: "
-            "this exercise must be solved with your own code",
+            _(
+                "{what} called backprop's reference implementation: "
+                "this exercise must be solved with your own code"
+            ).format(what=what),
             "delegated",
         )
-    text = f"{what} raised {error}"
+    text = _("{what} raised {error}").format(what=what, error=error)
     if hint:
-        text += f"\n    hint: {hint}"
+        text += "\n    " + _("hint: {hint}").format(hint=hint)
     return Check(name, False, text, "error")
 
 

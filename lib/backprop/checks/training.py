@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import optim, training
 from ..gradcheck import Check, LayerReport
+from ..i18n import _
 from .channel import as_floats, snapshot
 from .core import define
 from .running import call, raised_check
@@ -54,7 +55,7 @@ def _step_collect(target: Any, inp: dict) -> dict:
         params = {k: np.array(v, dtype=dtype) for k, v in inp["params"].items()}
         grads = {k: np.array(v, dtype=dtype) for k, v in inp["grads"].items()}
         arrays = dict(params)
-        for _ in range(times):
+        for _step in range(times):
             got, err = call(target, params, grads, lr)
             if err is not None:
                 obs[key] = {"error": err}
@@ -74,17 +75,19 @@ def _misstep(k: str, got: Any, after: Any, p0: np.ndarray, g: np.ndarray, lr: fl
     """The failed check for params[k], whose array got (and entry after) is not p0 - lr * g."""
     if _close(got, p0):
         why, key = (
-            "did not change at all: did you rebind a loop variable (p = p - lr * "
-            "g)? Update the array in the dict: params[key] -= lr * grads[key]",
+            _(
+                "did not change at all: did you rebind a loop variable (p = p - lr * "
+                "g)? Update the array in the dict: params[key] -= lr * grads[key]"
+            ),
             "no_update",
         )
     elif _close(got, p0 + lr * g) or _close(after, p0 + lr * g):
-        why, key = "moved along the gradient, not against it: subtract lr * grad", "sign"
+        why, key = _("moved along the gradient, not against it: subtract lr * grad"), "sign"
     elif _close(got, p0 - g) or _close(after, p0 - g):
-        why, key = "moved by the whole gradient: multiply it by the learning rate lr", "no_lr"
+        why, key = _("moved by the whole gradient: multiply it by the learning rate lr"), "no_lr"
     else:
-        why, key = "does not equal params - lr * grads", "mismatch"
-    return Check("values", False, f"params[{k!r}] {why}", key)
+        why, key = _("does not equal params - lr * grads"), "mismatch"
+    return Check("values", False, _("{what} {why}").format(what=f"params[{k!r}]", why=why), key)
 
 
 def _values_check(inp: dict, obs: dict, main: dict, p0: dict, g: dict) -> Check:
@@ -98,8 +101,8 @@ def _values_check(inp: dict, obs: dict, main: dict, p0: dict, g: dict) -> Check:
         if not (_close(arrays.get(k), want) or _close(after.get(k), want)):
             return _misstep(k, arrays.get(k), after.get(k), p0[k], g[k], lr)
     for key, lr_, times, what in (
-        ("zero", 0.0, 1, "with lr=0 (nothing may move)"),
-        ("three", lr, 3, "after three steps in a row"),
+        ("zero", 0.0, 1, _("with lr=0 (nothing may move)")),
+        ("three", lr, 3, _("after three steps in a row")),
     ):
         r = obs.get(key)
         ps = r.get("params") if isinstance(r, dict) and isinstance(r.get("params"), dict) else {}
@@ -107,8 +110,13 @@ def _values_check(inp: dict, obs: dict, main: dict, p0: dict, g: dict) -> Check:
             return raised_check("values", f"sgd_step {what}", r["error"])
         bad = [k for k in p0 if not _close(ps.get(k), p0[k] - times * lr_ * g[k])]
         if bad:
-            return Check("values", False, f"params[{bad[0]!r}] is wrong {what}", "mismatch")
-    return Check("values", True, "every parameter is now p - lr * grad")
+            return Check(
+                "values",
+                False,
+                _("params[{key!r}] is wrong {what}").format(key=bad[0], what=what),
+                "mismatch",
+            )
+    return Check("values", True, _("every parameter is now p - lr * grad"))
 
 
 def _step_verify(inp: dict, obs: dict) -> LayerReport:
@@ -117,7 +125,7 @@ def _step_verify(inp: dict, obs: dict) -> LayerReport:
     g = {k: np.asarray(v, dtype=np.float64) for k, v in inp["grads"].items()}
     main = obs.get("main")
     if not isinstance(main, dict):
-        report.add(Check("values", False, "sgd_step was not run", "not_run"))
+        report.add(Check("values", False, _("sgd_step was not run"), "not_run"))
         return report
     if "error" in main:
         report.add(
@@ -125,7 +133,7 @@ def _step_verify(inp: dict, obs: dict) -> LayerReport:
                 "values",
                 "sgd_step",
                 main["error"],
-                "params and grads are dicts of arrays with the same keys",
+                _("params and grads are dicts of arrays with the same keys"),
             )
         )
         return report
@@ -136,13 +144,15 @@ def _step_verify(inp: dict, obs: dict) -> LayerReport:
         Check(
             "in place",
             False,
-            f"params[{replaced[0]!r}] is a new array object after "
-            "the step: update the existing array in place (params[key] -= lr * "
-            "grads[key]); a layer that holds the old array never sees the change",
+            _(
+                "params[{key!r}] is a new array object after "
+                "the step: update the existing array in place (params[key] -= lr * "
+                "grads[key]); a layer that holds the old array never sees the change"
+            ).format(key=replaced[0]),
             "copied_params",
         )
         if replaced
-        else Check("in place", True, "the same array objects, changed in place")
+        else Check("in place", True, _("the same array objects, changed in place"))
     )
     grads_after = main.get("grads") if isinstance(main.get("grads"), dict) else {}
     changed = [k for k in g if not _close(grads_after.get(k), g[k], 0)]
@@ -150,24 +160,28 @@ def _step_verify(inp: dict, obs: dict) -> LayerReport:
         Check(
             "grads unchanged",
             False,
-            f"grads[{changed[0]!r}] was changed: compute "
-            "lr * grads[key] into a new array and leave the gradients alone",
+            _(
+                "grads[{key!r}] was changed: compute "
+                "lr * grads[key] into a new array and leave the gradients alone"
+            ).format(key=changed[0]),
             "mutated_input",
         )
         if changed
-        else Check("grads unchanged", True, "grads left alone")
+        else Check("grads unchanged", True, _("grads left alone"))
     )
     f32 = obs.get("f32")
     ps = f32.get("params") if isinstance(f32, dict) and isinstance(f32.get("params"), dict) else {}
     kept = all(isinstance(ps.get(k), np.ndarray) and ps[k].dtype == np.float32 for k in p0)
     report.add(
-        Check("dtype", True, "float32 parameters stay float32")
+        Check("dtype", True, _("float32 parameters stay float32"))
         if kept
         else Check(
             "dtype",
             False,
-            "float32 parameters did not stay float32 arrays: an "
-            "in-place update keeps the array's dtype",
+            _(
+                "float32 parameters did not stay float32 arrays: an "
+                "in-place update keeps the array's dtype"
+            ),
             "dtype",
         )
     )

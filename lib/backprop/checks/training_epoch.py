@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import optim, training
 from ..gradcheck import Check, LayerReport
+from ..i18n import _
 from .channel import Raised, snapshot
 from .core import define
 from .running import call, raised_check
@@ -114,7 +115,7 @@ def _replay(inp: dict, epochs: int = 2, *, loss_after: bool = False) -> list[dic
     rng = np.random.default_rng(inp["seed"])
     n, bs, lr = x.shape[0], inp["batch_size"], inp["lr"]
     out = []
-    for _ in range(epochs):
+    for _epoch in range(epochs):
         order = rng.permutation(n)
         batches = [order[s : s + bs] for s in range(0, n, bs)]
         losses = []
@@ -132,16 +133,16 @@ def _rows(inp: dict, xs: Any, ts: Any) -> tuple[list[list[int]] | None, str]:
     """The row indices of each recorded batch, or None and why they are unusable."""
     x, t = np.asarray(inp["x"], dtype=np.float64), np.asarray(inp["t"])
     if not isinstance(xs, list) or not isinstance(ts, list) or len(xs) != len(ts):
-        return None, "the batches passed to net.gradient could not be read"
+        return None, _("the batches passed to net.gradient could not be read")
     lookup = {row.tobytes(): i for i, row in enumerate(x)}
     rows = []
     for xb, tb in zip(xs, ts, strict=False):
         xb, tb = _arr(xb), _arr(tb)
         if xb is None or tb is None or xb.ndim != 2 or xb.shape[1] != x.shape[1]:
-            return None, "net.gradient was given something that is not a batch of rows of x"
+            return None, _("net.gradient was given something that is not a batch of rows of x")
         idx = [lookup.get(np.ascontiguousarray(r).tobytes()) for r in xb]
         if None in idx:
-            return None, "net.gradient was given rows that are not rows of x"
+            return None, _("net.gradient was given rows that are not rows of x")
         if tb.shape != (len(idx),) or not np.array_equal(tb, t[idx]):
             return None, "labels"
         rows.append(idx)
@@ -151,56 +152,76 @@ def _rows(inp: dict, xs: Any, ts: Any) -> tuple[list[list[int]] | None, str]:
 def _judge_batches(inp: dict, obs: dict, epoch: str, want: list[np.ndarray]) -> Check:
     n, bs = len(inp["t"]), inp["batch_size"]
     rows, why = _rows(inp, obs.get("batches_x" + epoch), obs.get("batches_t" + epoch))
-    label = "" if epoch == "1" else "in the second epoch (the same rng, called again): "
+    label = "" if epoch == "1" else _("in the second epoch (the same rng, called again): ")
     if rows is None:
         if why == "labels":
             return Check(
                 "batches",
                 False,
-                label + "t_batch is not the labels of the rows in "
-                "x_batch: index x and t with the same indices",
+                label
+                + _(
+                    "t_batch is not the labels of the rows in "
+                    "x_batch: index x and t with the same indices"
+                ),
                 "labels_mismatched",
             )
         return Check("batches", False, label + why, "mismatch")
     flat = [i for r in rows for i in r]
     sizes = [len(r) for r in rows]
     if not rows:
-        return Check("batches", False, label + "net.gradient was never called", "no_update")
+        return Check("batches", False, label + _("net.gradient was never called"), "no_update")
     if len(set(flat)) < len(flat):
         return Check(
             "batches",
             False,
-            label + f"{len(flat) - len(set(flat))} rows were used "
-            "twice and others not at all: batches drawn with replacement "
-            "(rng.integers) are not an epoch. Shuffle the indices 0..N-1 once per "
-            "epoch and cut them into consecutive batches",
+            label
+            + _(
+                "{count} rows were used "
+                "twice and others not at all: batches drawn with replacement "
+                "(rng.integers) are not an epoch. Shuffle the indices 0..N-1 once per "
+                "epoch and cut them into consecutive batches"
+            ).format(count=len(flat) - len(set(flat))),
             "with_replacement",
         )
     if len(flat) < n:
         return Check(
             "batches",
             False,
-            label + f"only {len(flat)} of the {n} rows were used "
-            f"(batches of sizes {sizes}): the last, smaller batch must be used too "
-            f"({n} is not a multiple of {bs})",
+            label
+            + _(
+                "only {used} of the {n} rows were used "
+                "(batches of sizes {sizes}): the last, smaller batch must be used too "
+                "({n} is not a multiple of {batch_size})"
+            ).format(used=len(flat), n=n, sizes=sizes, batch_size=bs),
             "dropped_last",
         )
     if len(flat) > n:
-        return Check("batches", False, label + f"{len(flat)} rows for N = {n}", "mismatch")
+        return Check(
+            "batches",
+            False,
+            label + _("{used} rows for N = {n}").format(used=len(flat), n=n),
+            "mismatch",
+        )
     if flat == list(range(n)):
         return Check(
             "batches",
             False,
-            label + "the rows were used in their stored order "
-            "0, 1, 2, ...: shuffle them first (rng.permutation(N))",
+            label
+            + _(
+                "the rows were used in their stored order "
+                "0, 1, 2, ...: shuffle them first (rng.permutation(N))"
+            ),
             "not_shuffled",
         )
     if any(s != bs for s in sizes[:-1]) or sizes[-1] > bs:
         return Check(
             "batches",
             False,
-            label + f"batch sizes {sizes}: every batch but the last "
-            f"must hold batch_size = {bs} rows",
+            label
+            + _(
+                "batch sizes {sizes}: every batch but the last "
+                "must hold batch_size = {batch_size} rows"
+            ).format(sizes=sizes, batch_size=bs),
             "batch_size",
         )
     if flat != [int(i) for r in want for i in r]:
@@ -208,24 +229,32 @@ def _judge_batches(inp: dict, obs: dict, epoch: str, want: list[np.ndarray]) -> 
             return Check(
                 "batches",
                 False,
-                label + "it used the same order as the first "
-                "epoch: draw a new permutation from rng at every call (do not make "
-                "a new generator inside train_epoch)",
+                label
+                + _(
+                    "it used the same order as the first "
+                    "epoch: draw a new permutation from rng at every call (do not make "
+                    "a new generator inside train_epoch)"
+                ),
                 "reseeded",
             )
         return Check(
             "batches",
             False,
-            label + "every row once, but not in the order of "
-            "rng.permutation(N) with the rng passed in: shuffle with that generator "
-            "(not np.random, and not a generator made inside)",
+            label
+            + _(
+                "every row once, but not in the order of "
+                "rng.permutation(N) with the rng passed in: shuffle with that generator "
+                "(not np.random, and not a generator made inside)"
+            ),
             "unseeded",
         )
     return Check(
         "batches",
         True,
-        "each epoch is rng.permutation(N) cut into batches, every "
-        "row exactly once, labels with their rows",
+        _(
+            "each epoch is rng.permutation(N) cut into batches, every "
+            "row exactly once, labels with their rows"
+        ),
     )
 
 
@@ -237,7 +266,7 @@ def _not_run(obs: dict, epoch: str) -> Check | None:
             "batches", "train_epoch", losses, "train_epoch(net, x, t, batch_size, lr, rng)"
         )
     if "losses" + epoch not in obs:
-        return Check("batches", False, "train_epoch was not run", "not_run")
+        return Check("batches", False, _("train_epoch was not run"), "not_run")
     return None
 
 
@@ -247,33 +276,44 @@ def _epoch_losses(got: Any, r: dict, a: dict) -> Check | None:
     arr = _arr(got)
     if got is None:
         return Check(
-            "losses", False, "train_epoch returned None: return the list of batch losses", "missing"
+            "losses",
+            False,
+            _("train_epoch returned None: return the list of batch losses"),
+            "missing",
         )
     if arr is None or arr.ndim != 1:
-        return Check("losses", False, "should be a list of numbers, one per batch", "return_value")
+        return Check(
+            "losses", False, _("should be a list of numbers, one per batch"), "return_value"
+        )
     if arr.size != len(r["losses"]):
         return Check(
             "losses",
             False,
-            f"{arr.size} losses for {len(r['losses'])} batches: one loss per batch",
+            _("{losses} losses for {batches} batches: one loss per batch").format(
+                losses=arr.size, batches=len(r["losses"])
+            ),
             "length",
         )
     if np.allclose(arr, a["losses"], rtol=1e-6) and not np.allclose(arr, r["losses"], rtol=1e-6):
         return Check(
             "losses",
             False,
-            "are the losses after each update: record the "
-            "loss of the batch before the step (net.last_layer.loss right "
-            "after net.gradient)",
+            _(
+                "are the losses after each update: record the "
+                "loss of the batch before the step (net.last_layer.loss right "
+                "after net.gradient)"
+            ),
             "loss_after_update",
         )
     if not np.allclose(arr, r["losses"], rtol=1e-6, atol=1e-9):
         return Check(
             "losses",
             False,
-            "differ from a replay of the epoch with the same "
-            "batches: record net.last_layer.loss after each net.gradient, and "
-            "update with sgd_step(net.params, grads, lr)",
+            _(
+                "differ from a replay of the epoch with the same "
+                "batches: record net.last_layer.loss after each net.gradient, and "
+                "update with sgd_step(net.params, grads, lr)"
+            ),
             "mismatch",
         )
     return None
@@ -288,22 +328,29 @@ def _epoch_params(inp: dict, obs: dict, epoch: str, r: dict) -> Check | None:
             return Check(
                 "params",
                 False,
-                "net.params did not change: update them with "
-                "sgd_step(net.params, grads, lr) after every net.gradient",
+                _(
+                    "net.params did not change: update them with "
+                    "sgd_step(net.params, grads, lr) after every net.gradient"
+                ),
                 "no_update",
             )
         return Check(
             "params",
             False,
-            f"after epoch {epoch}, net.params differs from a "
-            "replay of the same batches: one sgd_step per batch, with lr",
+            _(
+                "after epoch {epoch}, net.params differs from a "
+                "replay of the same batches: one sgd_step per batch, with lr"
+            ).format(epoch=epoch),
             "mismatch",
         )
     if not all(same.get(k) is True for k in ("W", "b")):
         return Check(
             "params",
             False,
-            "net.params holds new arrays: update in place (sgd_step), so the layers see the change",
+            _(
+                "net.params holds new arrays: update in place (sgd_step), "
+                "so the layers see the change"
+            ),
             "copied_params",
         )
     return None
@@ -325,19 +372,21 @@ def _epoch_verify(inp: dict, obs: dict) -> LayerReport:
     report.add(batches)
     x_ok = _close(obs.get("x_after"), x0, 0) and _close(obs.get("t_after"), t0, 0)
     report.add(
-        Check("data unchanged", True, "x and t left alone")
+        Check("data unchanged", True, _("x and t left alone"))
         if x_ok
         else Check(
             "data unchanged",
             False,
-            "x or t was changed (shuffled in place?): shuffle "
-            "the indices, and index x and t with them",
+            _(
+                "x or t was changed (shuffled in place?): shuffle "
+                "the indices, and index x and t with them"
+            ),
             "mutated_input",
         )
     )
     if not batches.ok:
         for name in ("losses", "params"):
-            report.add(Check(name, False, "not judged until the batches are right", "not_run"))
+            report.add(Check(name, False, _("not judged until the batches are right"), "not_run"))
         return report
     losses = params = None  # the first epoch that is wrong is the one reported
     for epoch, r, a in (("1", ref[0], after[0]), ("2", ref[1], after[1])):
@@ -347,12 +396,14 @@ def _epoch_verify(inp: dict, obs: dict) -> LayerReport:
             params = _epoch_params(inp, obs, epoch, r)
     report.add(
         losses
-        or Check("losses", True, "one loss per batch, each before its update, as the replay gives")
+        or Check(
+            "losses", True, _("one loss per batch, each before its update, as the replay gives")
+        )
     )
     report.add(
         params
         or Check(
-            "params", True, "after two epochs net.params equals the replay's, updated in place"
+            "params", True, _("after two epochs net.params equals the replay's, updated in place")
         )
     )
     return report

@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 
 from ..activations import Relu, Sigmoid, Tanh
 from ..affine import Affine
-from .common import DPI, PlotExplorer, dropdown, label_axes, png, sentence, slider
+from ..i18n import _
+from .common import DPI, PlotExplorer, dropdown, label_axes, log_tick_labels, png, sentence, slider
 
 #: Weight scales by name: the standard deviation of the weights of a layer with n inputs.
 INITS: dict[str, Callable[[int], float]] = {
@@ -53,9 +54,9 @@ def gradient_norms(
     output.
     """
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}")
+        raise ValueError(_("activation must be one of {names}").format(names=sorted(ACTIVATIONS)))
     if init not in INITS:
-        raise ValueError(f"init must be one of {list(INITS)}")
+        raise ValueError(_("init must be one of {names}").format(names=list(INITS)))
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, width))
     r = rng.standard_normal((batch, width)) / batch
@@ -64,7 +65,7 @@ def gradient_norms(
     affines: list[Affine] = []
     stds = []
     out = x
-    for _ in range(int(depth)):
+    for _block in range(int(depth)):
         affine = Affine(scale * rng.standard_normal((width, width)), np.zeros(width))
         act = ACTIVATIONS[activation]()
         affines.append(affine)
@@ -86,25 +87,29 @@ def describe_depth(norms: np.ndarray) -> tuple[str, str]:
     """
     low, high = LEARNABLE
     smallest, largest = float(np.min(norms)), float(np.max(norms))
-    size = f"||dW|| ranges from {smallest:.2g} to {largest:.2g}. "
+    size = _("||dW|| ranges from {smallest:.2g} to {largest:.2g}. ").format(
+        smallest=smallest, largest=largest
+    )
     if not np.all(np.isfinite(norms)) or largest > high:
-        return "exploding", size + (
+        return "exploding", size + _(
             "Exploding gradients: one update of that size throws the weights away."
         )
     if largest < low:
-        return "vanishing", size + "Vanishing gradients: no layer gets an update that counts."
+        return "vanishing", size + _("Vanishing gradients: no layer gets an update that counts.")
     if len(norms) == 1:
-        return "steady", size + "One layer: nothing to compare yet; add depth."
+        return "steady", size + _("One layer: nothing to compare yet; add depth.")
     first, last = norms[0], norms[-1]
     if last == 0:
-        return "vanishing", size + "Vanishing gradients: the last layer gets none."
+        return "vanishing", size + _("Vanishing gradients: the last layer gets none.")
     ratio = first / last
-    text = size + f"The gradient of layer 1 is {ratio:.2g} times that of layer {len(norms)}. "
+    text = size + _("The gradient of layer 1 is {ratio:.2g} times that of layer {last}. ").format(
+        ratio=ratio, last=len(norms)
+    )
     if smallest < low or ratio < 1e-2:
-        return "vanishing", text + "Vanishing gradients: the first layers barely learn."
+        return "vanishing", text + _("Vanishing gradients: the first layers barely learn.")
     if ratio > 1e2:
-        return "exploding", text + "Exploding gradients: the first layers get huge updates."
-    return "steady", text + "Gradients keep a usable size through the stack: every layer learns."
+        return "exploding", text + _("Exploding gradients: the first layers get huge updates.")
+    return "steady", text + _("Gradients keep a usable size through the stack: every layer learns.")
 
 
 def draw_depth(norms: np.ndarray, stds: np.ndarray, activation: str, init: str) -> Figure:
@@ -120,13 +125,16 @@ def draw_depth(norms: np.ndarray, stds: np.ndarray, activation: str, init: str) 
         ax.set_ylim(min(finite.min(), top * 1e-3) / 2, top * 3)
     label_axes(
         ax,
-        "layer (1 = next to the input)",
-        "‖dW‖ (log scale)",
-        f"gradient norm per layer: {activation}, init {init}",
+        _("layer (1 = next to the input)"),
+        _("‖dW‖ (log scale)"),
+        _("gradient norm per layer: {activation}, init {init}").format(
+            activation=activation, init=init
+        ),
     )
+    log_tick_labels(ax.yaxis)
     ax.grid(True, which="major", alpha=0.3)
     ax2.plot(layers, stds, "-o", color="#3b5b8c", ms=4)
-    label_axes(ax2, "layer", "std of the layer's output", "spread of the activations")
+    label_axes(ax2, _("layer"), _("std of the layer's output"), _("spread of the activations"))
     ax2.set_ylim(bottom=0)
     ax2.grid(True, alpha=0.3)
     for a in (ax, ax2):
@@ -144,9 +152,9 @@ class DepthExplorer(PlotExplorer):
     def __init__(
         self, depth: int = 10, activation: str = "sigmoid", init: str = "Xavier (1/√n)"
     ) -> None:
-        self.depth = slider(widgets.IntSlider, "depth", depth, 1, 50, "360px")
-        self.activation = dropdown("activation", list(ACTIVATIONS), activation, "200px")
-        self.init = dropdown("weight scale", list(INITS), init, "260px")
+        self.depth = slider(widgets.IntSlider, _("depth"), depth, 1, 50, "360px")
+        self.activation = dropdown(_("activation"), list(ACTIVATIONS), activation, "200px")
+        self.init = dropdown(_("weight scale"), list(INITS), init, "260px")
         super().__init__(
             [self.depth, self.activation, self.init],
             self.update,

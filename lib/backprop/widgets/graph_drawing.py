@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch
 
+from ..i18n import _
 from .common import DPI, FONT_SIZE, GRAD_COLOR, VALUE_COLOR, fmt
 from .graphs import GraphSpec, graph_spec
 
@@ -152,7 +153,9 @@ def draw_graph(
     fig.text(
         0.5,
         0.895,
-        f"green above an edge: its value      red below: the gradient ∂{spec.output}/∂(edge)",
+        _("green above an edge: its value      red below: the gradient ∂{output}/∂(edge)").format(
+            output=spec.output
+        ),
         ha="center",
         va="center",
         fontsize=FONT_SIZE - 1,

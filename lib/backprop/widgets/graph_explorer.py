@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from ..i18n import _
 from .common import GRAD_COLOR, VALUE_COLOR, fmt, image, png, slider
 from .graph_drawing import draw_graph
 from .graphs import GraphInput, GraphSpec, evaluate, graph_spec
@@ -41,7 +42,9 @@ def _table_html(
         v = fmt(values[edge]) if edge in values else "?"
         g = fmt(grads[edge]) if edge in grads else "?"
         mark = (
-            ' <span style="color:#c0262d">✗ differs from the reference layers</span>'
+            ' <span style="color:#c0262d">'
+            + html.escape(_("✗ differs from the reference layers"))
+            + "</span>"
             if edge in wrong
             else ""
         )
@@ -52,24 +55,31 @@ def _table_html(
             f"{mark}</td></tr>"
         )
     th = 'style="text-align:left; padding:1px 12px 1px 0"'
-    head = (
-        f"<tr><th {th}>edge</th><th {th}>value</th>"
-        f"<th {th}>gradient d edge = ∂{spec.output}/∂edge</th></tr>"
-    )
+    edge_h, value_h = html.escape(_("edge")), html.escape(_("value"))
+    grad_h = html.escape(_("gradient d edge = ∂{output}/∂edge").format(output=spec.output))
+    head = f"<tr><th {th}>{edge_h}</th><th {th}>{value_h}</th><th {th}>{grad_h}</th></tr>"
     if error:
+        error_h = html.escape(_("Error:"))
         status = (
-            f'<div class="bp-status" style="color:#c0262d"><b>Error:</b> {html.escape(error)}</div>'
+            f'<div class="bp-status" style="color:#c0262d"><b>{error_h}</b> '
+            f"{html.escape(error)}</div>"
         )
     elif checked and wrong:
         status = (
-            f'<div class="bp-status" style="color:#c0262d">On {len(wrong)} edge(s) your '
-            "layers give other values or gradients than the reference layers (marked ✗)."
-            "</div>"
+            '<div class="bp-status" style="color:#c0262d">'
+            + html.escape(
+                _(
+                    "On {count} edge(s) your "
+                    "layers give other values or gradients than the reference layers (marked ✗)."
+                ).format(count=len(wrong))
+            )
+            + "</div>"
         )
     elif checked:
         status = (
-            '<div class="bp-status" style="color:#1b7a2e">All values and gradients '
-            "match the reference layers ✓</div>"
+            '<div class="bp-status" style="color:#1b7a2e">'
+            + html.escape(_("All values and gradients match the reference layers ✓"))
+            + "</div>"
         )
     else:
         status = ""
@@ -86,7 +96,7 @@ def _slider(i: GraphInput) -> widgets.ValueWidget:
     if not i.integer:
         decimals = max(0, -math.floor(math.log10(i.step) + 1e-9))
         traits["readout_format"] = f".{decimals}f"
-    s = slider(cls, i.label, i.default, i.lo, i.hi, "360px", "2px 24px 2px 0", **traits)
+    s = slider(cls, _(i.label), i.default, i.lo, i.hi, "360px", "2px 24px 2px 0", **traits)
     s.add_class(f"bp-slider-{i.name}")
     return s
 

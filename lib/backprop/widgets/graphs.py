@@ -11,13 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..i18n import N_, _
 from ..nodes import AddLayer, MulLayer
 
 
 @dataclass(frozen=True)
 class GraphInput:
     """One input of a graph and the slider that sets it: shown as ``label``, starting at
-    ``default``, from ``lo`` to ``hi`` in steps of ``step``; whole numbers if ``integer``."""
+    ``default``, from ``lo`` to ``hi`` in steps of ``step``; whole numbers if ``integer``.
+    ``label`` is marked with ``N_`` and translated where the slider is built."""
 
     name: str
     label: str
@@ -106,9 +108,9 @@ def _two_nodes(
     )
 
 
-_APPLE = GraphInput("apple", "apple (price of one)", 100, 0, 300, 10)
-_APPLE_NUM = GraphInput("apple_num", "apple_num (count)", 2, 0, 10, 1, integer=True)
-_TAX = GraphInput("tax", "tax", 1.1, 0.5, 2.0, 0.05)
+_APPLE = GraphInput("apple", N_("apple (price of one)"), 100, 0, 300, 10)
+_APPLE_NUM = GraphInput("apple_num", N_("apple_num (count)"), 2, 0, 10, 1, integer=True)
+_TAX = GraphInput("tax", N_("tax"), 1.1, 0.5, 2.0, 0.05)
 _MUL_APPLE = GraphOp("mul_apple", "mul", ("apple", "apple_num"), "apples_total")
 
 GRAPHS: dict[str, GraphSpec] = {
@@ -124,8 +126,8 @@ GRAPHS: dict[str, GraphSpec] = {
         inputs=(
             _APPLE,
             _APPLE_NUM,
-            GraphInput("orange", "orange (price of one)", 150, 0, 300, 10),
-            GraphInput("orange_num", "orange_num (count)", 3, 0, 10, 1, integer=True),
+            GraphInput("orange", N_("orange (price of one)"), 150, 0, 300, 10),
+            GraphInput("orange_num", N_("orange_num (count)"), 3, 0, 10, 1, integer=True),
             _TAX,
         ),
         ops=(
@@ -178,7 +180,11 @@ def graph_spec(graph: str | GraphSpec) -> GraphSpec:
     try:
         return GRAPHS[graph]
     except KeyError:
-        raise ValueError(f"unknown graph {graph!r}: choose one of {sorted(GRAPHS)}") from None
+        raise ValueError(
+            _("unknown graph {graph!r}: choose one of {names}").format(
+                graph=graph, names=sorted(GRAPHS)
+            )
+        ) from None
 
 
 def _input_values(spec: GraphSpec, inputs: Mapping[str, float] | None) -> dict[str, Any]:
@@ -189,8 +195,9 @@ def _input_values(spec: GraphSpec, inputs: Mapping[str, float] | None) -> dict[s
     unknown = set(given) - known
     if unknown:
         raise ValueError(
-            f"graph {spec.name!r} has no input(s) {sorted(unknown)}; "
-            f"its inputs are {[i.name for i in spec.inputs]}"
+            _("graph {graph!r} has no input(s) {unknown}; its inputs are {inputs}").format(
+                graph=spec.name, unknown=sorted(unknown), inputs=[i.name for i in spec.inputs]
+            )
         )
     values: dict[str, Any] = {i.name: given.get(i.name, i.default) for i in spec.inputs}
     for i in spec.inputs:
@@ -221,7 +228,9 @@ def evaluate(
 
     def where(op: GraphOp, method: str) -> str:
         cls = mul_layer if op.kind == "mul" else add_layer
-        return f"{getattr(cls, '__name__', cls)}.{method} (node {op.node})"
+        return _("{layer}.{method} (node {node})").format(
+            layer=getattr(cls, "__name__", cls), method=method, node=op.node
+        )
 
     def failed(message: str) -> tuple[dict[str, Any], dict[str, Any], str]:
         if not catch:
@@ -236,9 +245,19 @@ def evaluate(
         except Exception as e:  # the learner's code: report it, don't crash the widget
             if not catch:
                 raise
-            return values, grads, f"{where(op, 'forward')} raised {type(e).__name__}: {e}"
+            return (
+                values,
+                grads,
+                _("{where} raised {type}: {error}").format(
+                    where=where(op, "forward"), type=type(e).__name__, error=e
+                ),
+            )
         if values[op.output] is None:
-            return failed(f"{where(op, 'forward')} returned None: did you forget `return`?")
+            return failed(
+                _("{where} returned None: did you forget `return`?").format(
+                    where=where(op, "forward")
+                )
+            )
 
     grads[spec.output] = 1
     for op in reversed(spec.ops):
@@ -247,12 +266,20 @@ def evaluate(
         except Exception as e:
             if not catch:
                 raise
-            return values, grads, f"{where(op, 'backward')} raised {type(e).__name__}: {e}"
+            return (
+                values,
+                grads,
+                _("{where} raised {type}: {error}").format(
+                    where=where(op, "backward"), type=type(e).__name__, error=e
+                ),
+            )
         try:
             dx, dy = result
         except (TypeError, ValueError):
             return failed(
-                f"{where(op, 'backward')} returned {result!r}; it should return a pair (dx, dy)"
+                _("{where} returned {result!r}; it should return a pair (dx, dy)").format(
+                    where=where(op, "backward"), result=result
+                )
             )
         grads[op.inputs[0]], grads[op.inputs[1]] = dx, dy
     return values, grads, None

@@ -15,7 +15,8 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
-from .common import DPI, FONT_SIZE, PlotExplorer, label_axes, png, sentence, slider
+from ..i18n import _
+from .common import DPI, FONT_SIZE, PlotExplorer, label_axes, log_tick_labels, png, sentence, slider
 
 #: Three points that lie almost on t = 2 x; the cost is the MSE of the line y = w x.
 DESCENT_X = np.array([1.0, 2.0, 3.0])
@@ -41,7 +42,7 @@ def gradient_descent(lr: float, steps: int, w0: float = DESCENT_W0) -> np.ndarra
     |w| passes 1e100, which only a diverging run does."""
     ws = [float(w0)]
     w = float(w0)
-    for _ in range(int(steps)):
+    for _step in range(int(steps)):
         w = w - lr * descent_grad(w)
         ws.append(w)
         if not abs(w) < 1e100:
@@ -57,35 +58,35 @@ def describe_descent(ws: Sequence[float], w_best: float = DESCENT_W_BEST) -> tup
     n = len(ws) - 1
     w_last = ws[-1]
     if not np.isfinite(w_last) or dist[-1] >= d0:
-        return "diverged", (
-            f"Diverged: each step overshoots the minimum by more than the last; after {n} "
-            f"steps w = {w_last:.3g}, farther from w* = {w_best:.3f} than where it started. "
+        return "diverged", _(
+            "Diverged: each step overshoots the minimum by more than the last; after {n} "
+            "steps w = {w_last:.3g}, farther from w* = {w_best:.3f} than where it started. "
             "Lower the learning rate."
-        )
+        ).format(n=n, w_last=w_last, w_best=w_best)
     close = np.nonzero(dist <= 1e-3 * d0)[0]
     zigzag = n >= 2 and bool(np.any(np.diff(np.sign(ws - w_best)) != 0))
     if len(close):
-        text = (
-            f"Converged: after {close[0]} steps w reached the minimum w* = {w_best:.3f} "
-            f"(to 0.1% of its starting distance); now w = {w_last:.4f}."
-        )
+        text = _(
+            "Converged: after {steps} steps w reached the minimum w* = {w_best:.3f} "
+            "(to 0.1% of its starting distance); now w = {w_last:.4f}."
+        ).format(steps=close[0], w_best=w_best, w_last=w_last)
         if zigzag:
-            text += (
+            text += _(
                 " It zig-zags across the minimum because each step overshoots; with a "
                 "much larger learning rate the overshoots grow instead of shrinking."
             )
         return "converged", text
     done = 100 * (1 - dist[-1] / d0)
     if zigzag:
-        return "crawled", (
-            f"Crawling: after {n} steps w = {w_last:.4f} has come {done:.0f}% of the way to "
-            f"the minimum w* = {w_best:.3f}, zig-zagging across it because each step "
+        return "crawled", _(
+            "Crawling: after {n} steps w = {w_last:.4f} has come {done:.0f}% of the way to "
+            "the minimum w* = {w_best:.3f}, zig-zagging across it because each step "
             "overshoots. A smaller learning rate would get there sooner; a larger one diverges."
-        )
-    return "crawled", (
-        f"Crawling: after {n} steps w = {w_last:.4f} has come only {done:.0f}% of the way "
-        f"to the minimum w* = {w_best:.3f}. Raise the learning rate or take more steps."
-    )
+        ).format(n=n, w_last=w_last, done=done, w_best=w_best)
+    return "crawled", _(
+        "Crawling: after {n} steps w = {w_last:.4f} has come only {done:.0f}% of the way "
+        "to the minimum w* = {w_best:.3f}. Raise the learning rate or take more steps."
+    ).format(n=n, w_last=w_last, done=done, w_best=w_best)
 
 
 def draw_descent(ws: np.ndarray, lr: float) -> Figure:
@@ -96,19 +97,19 @@ def draw_descent(ws: np.ndarray, lr: float) -> Figure:
     lo, hi = -2.0, 6.0
     grid = np.linspace(lo, hi, 300)
     cost = descent_cost(grid)
-    ax.plot(grid, cost, color="#3b5b8c", lw=2, label="cost(w)")
+    ax.plot(grid, cost, color="#3b5b8c", lw=2, label=_("cost(w)"))
     ax.axvline(DESCENT_W_BEST, color="#999999", ls=":", lw=1)
     inside = (ws >= lo) & (ws <= hi) & np.isfinite(ws)
     shown = ws[: np.argmin(inside) if not inside.all() else len(ws)]
     ax.plot(
-        shown, descent_cost(shown), "-o", color="#c0262d", ms=4, lw=1, label="w after each step"
+        shown, descent_cost(shown), "-o", color="#c0262d", ms=4, lw=1, label=_("w after each step")
     )
-    ax.plot(ws[:1], descent_cost(ws[:1]), "s", color="black", ms=7, label="start")
+    ax.plot(ws[:1], descent_cost(ws[:1]), "s", color="black", ms=7, label=_("start"))
     if len(shown) < len(ws):
         ax.text(
             0.5,
             0.55,
-            f"w leaves the plot at step {len(shown)}",
+            _("w leaves the plot at step {step}").format(step=len(shown)),
             transform=ax.transAxes,
             ha="center",
             va="center",
@@ -117,15 +118,16 @@ def draw_descent(ws: np.ndarray, lr: float) -> Figure:
         )
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, cost.max() * 1.05)
-    label_axes(ax, "w", "cost = MSE of y = w·x", f"learning rate {lr:.3g}")
+    label_axes(ax, "w", _("cost = MSE of y = w·x"), _("learning rate {lr:.3g}").format(lr=lr))
     ax.legend(fontsize=FONT_SIZE - 1, loc="upper center")
 
     costs = descent_cost(ws[np.isfinite(ws)])
     ax2.semilogy(np.arange(len(costs)), costs, "-o", color="#c0262d", ms=3, lw=1)
+    log_tick_labels(ax2.yaxis)
     ax2.axhline(
-        float(descent_cost(DESCENT_W_BEST)), color="#999999", ls=":", lw=1, label="lowest cost"
+        float(descent_cost(DESCENT_W_BEST)), color="#999999", ls=":", lw=1, label=_("lowest cost")
     )
-    label_axes(ax2, "step", "cost (log scale)", "cost after each step")
+    label_axes(ax2, _("step"), _("cost (log scale)"), _("cost after each step"))
     ax2.legend(fontsize=FONT_SIZE - 1, loc="best")
     fig.tight_layout()
     return fig
@@ -139,7 +141,7 @@ class LearningRateExplorer(PlotExplorer):
     def __init__(self, lr: float = 0.01, steps: int = 20) -> None:
         self.lr = slider(
             widgets.FloatLogSlider,
-            "learning rate",
+            _("learning rate"),
             lr,
             -3,
             0,
@@ -148,7 +150,7 @@ class LearningRateExplorer(PlotExplorer):
             step=0.05,
             readout_format=".3g",
         )
-        self.steps = slider(widgets.IntSlider, "steps", steps, 1, 100, "360px")
+        self.steps = slider(widgets.IntSlider, _("steps"), steps, 1, 100, "360px")
         super().__init__(
             [self.lr, self.steps], self.update, "bp-learning-rate-explorer", "bp-descent-verdict"
         )

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..i18n import _
 from ..training import History
 from .common import DPI, FONT_SIZE, image, label_axes, png, sentence
 
@@ -34,7 +35,7 @@ def draw_training(history: History, total_steps: int | None = None) -> Figure:
     loss = np.asarray(history.loss, dtype=float)
     steps = np.arange(len(loss))
     if len(loss):
-        ax.plot(steps, loss, color="#9db4d6", lw=0.8, label="each step")
+        ax.plot(steps, loss, color="#9db4d6", lw=0.8, label=_("each step"))
         k = max(1, min(100, len(loss) // 20))
         if k > 1 and len(loss) >= k:
             smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
@@ -44,10 +45,10 @@ def draw_training(history: History, total_steps: int | None = None) -> Figure:
                 smooth,
                 color="#1f4e99",
                 lw=2,
-                label=f"mean of {k} steps",
+                label=_("mean of {k} steps").format(k=k),
             )
         ax.legend(fontsize=FONT_SIZE - 1, loc="upper right")
-    label_axes(ax, "step", "loss", "training loss")
+    label_axes(ax, _("step"), _("loss"), _("training loss"))
     ax.set_ylim(bottom=0)
     if history.eval_steps:
         ax2.plot(
@@ -56,7 +57,7 @@ def draw_training(history: History, total_steps: int | None = None) -> Figure:
             "-o",
             color="#1f4e99",
             ms=4,
-            label=f"train {history.train_acc[-1]:.1%}",
+            label=_("train {accuracy:.1%}").format(accuracy=history.train_acc[-1]),
         )
         ax2.plot(
             history.eval_steps,
@@ -64,10 +65,10 @@ def draw_training(history: History, total_steps: int | None = None) -> Figure:
             "-s",
             color="#d35400",
             ms=4,
-            label=f"test {history.test_acc[-1]:.1%}",
+            label=_("test {accuracy:.1%}").format(accuracy=history.test_acc[-1]),
         )
         ax2.legend(fontsize=FONT_SIZE - 1, loc="lower right")
-    label_axes(ax2, "step", "accuracy", "accuracy")
+    label_axes(ax2, _("step"), _("accuracy"), _("accuracy"))
     ax2.set_ylim(0, 1.0)
     ax2.yaxis.set_major_formatter(lambda v, _pos: f"{v:.0%}")
     right = max(total_steps or 0, len(loss), 1)
@@ -98,12 +99,12 @@ class LiveTrainingView:
             value=0,
             min=0,
             max=max(int(total_steps or 1), 1),
-            description="training",
+            description=_("training"),
             layout=widgets.Layout(width="420px"),
         )
         if total_steps is None:
             self.progress.layout.display = "none"
-        self.status = widgets.HTML(sentence("waiting for the first evaluation…"))
+        self.status = widgets.HTML(sentence(_("waiting for the first evaluation…")))
         self.status.add_class("bp-training-status")
         self.image = image()
         self.image.add_class("bp-training-plot")
@@ -122,13 +123,16 @@ class LiveTrainingView:
         done = len(history.loss)
         if self.total_steps:
             self.progress.value = min(done, self.progress.max)
-        parts = [f"step {done:,}" + (f" / {self.total_steps:,}" if self.total_steps else "")]
+        parts = [
+            _("step {done:,}").format(done=done)
+            + (f" / {self.total_steps:,}" if self.total_steps else "")
+        ]
         if len(history.loss):
-            parts.append(f"loss {history.loss[-1]:.3f}")
+            parts.append(_("loss {loss:.3f}").format(loss=history.loss[-1]))
         if history.train_acc:
-            parts.append(f"train accuracy {history.train_acc[-1]:.1%}")
+            parts.append(_("train accuracy {accuracy:.1%}").format(accuracy=history.train_acc[-1]))
         if history.test_acc:
-            parts.append(f"test accuracy {history.test_acc[-1]:.1%}")
+            parts.append(_("test accuracy {accuracy:.1%}").format(accuracy=history.test_acc[-1]))
         self._draw(history)  # the plot first: once the status says a step, its plot is there
         self.status.value = sentence(" · ".join(parts))
 
