@@ -132,7 +132,14 @@ def hangul_font() -> str | None:
 
 
 def use_hangul_font() -> str | None:
-    """Put a Hangul font first in matplotlib's sans-serif list; warn when there is none."""
+    """Have matplotlib draw Hangul with a Hangul font; warn when there is none.
+
+    The font families become matplotlib's own DejaVu Sans, then the Hangul font: text falls
+    back from one to the other glyph by glyph, so Korean labels, Latin letters and the minus
+    sign U+2212 (which no Nanum font has) all show. Formulas (``$...$``, and the ``10^-3``
+    of log-scale ticks) are drawn by mathtext from DejaVu Sans alone, which has no Hangul: a
+    label keeps Korean words outside its formulas' strings (tests/test_korean.py checks).
+    """
     import matplotlib
 
     font = hangul_font()
@@ -146,10 +153,7 @@ def use_hangul_font() -> str | None:
             stacklevel=2,
         )
         return None
-    sans = [font] + [f for f in matplotlib.rcParams["font.sans-serif"] if f != font]
-    matplotlib.rcParams["font.sans-serif"] = sans
-    matplotlib.rcParams["font.family"] = "sans-serif"
-    matplotlib.rcParams["axes.unicode_minus"] = False  # Nanum fonts have no U+2212 minus
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", font]
     return font
 
 
