@@ -53,6 +53,16 @@ def test_requirements_cover_the_course():
     assert "-e ." in lines or "." in lines  # the course package, from the repository root
 
 
+def test_the_image_has_a_hangul_font():
+    """repo2docker installs binder/apt.txt: fonts-nanum gives the Korean edition's plots and
+    widgets their Hangul (backprop.i18n.HANGUL_FONTS names NanumGothic first)."""
+    from backprop.i18n import HANGUL_FONTS
+
+    packages = [ln.split("#")[0].strip() for ln in (BINDER / "apt.txt").read_text().splitlines()]
+    assert [p for p in packages if p] == ["fonts-nanum"]
+    assert HANGUL_FONTS[0] == "NanumGothic"
+
+
 def test_scripts_are_strict_and_executable():
     post = (BINDER / "postBuild").read_text()
     start = (BINDER / "start").read_text()
