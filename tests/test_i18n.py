@@ -85,6 +85,13 @@ def test_translations_keep_every_placeholder():
     assert not wrong, "\n".join(wrong)
 
 
+def test_babel_finds_no_error_in_the_catalog():
+    """What ``pybabel compile`` checks: placeholders of either format style compatible (a
+    "% o" in a message looks like a printf placeholder to it)."""
+    problems = [f"{m.id!r}: {errors}" for m, errors in _catalog().check()]
+    assert not problems, "\n".join(problems)
+
+
 def test_translations_format_without_errors():
     for m in _catalog():
         if m.id and m.string:

@@ -68,7 +68,7 @@ def describe_descent(ws: Sequence[float], w_best: float = DESCENT_W_BEST) -> tup
     if len(close):
         text = _(
             "Converged: after {steps} steps w reached the minimum w* = {w_best:.3f} "
-            "(to 0.1% of its starting distance); now w = {w_last:.4f}."
+            "(to a thousandth of its starting distance); now w = {w_last:.4f}."
         ).format(steps=close[0], w_best=w_best, w_last=w_last)
         if zigzag:
             text += _(
@@ -76,15 +76,15 @@ def describe_descent(ws: Sequence[float], w_best: float = DESCENT_W_BEST) -> tup
                 "much larger learning rate the overshoots grow instead of shrinking."
             )
         return "converged", text
-    done = 100 * (1 - dist[-1] / d0)
+    done = 1 - dist[-1] / d0
     if zigzag:
         return "crawled", _(
-            "Crawling: after {n} steps w = {w_last:.4f} has come {done:.0f}% of the way to "
+            "Crawling: after {n} steps w = {w_last:.4f} has come {done:.0%} of the way to "
             "the minimum w* = {w_best:.3f}, zig-zagging across it because each step "
             "overshoots. A smaller learning rate would get there sooner; a larger one diverges."
         ).format(n=n, w_last=w_last, done=done, w_best=w_best)
     return "crawled", _(
-        "Crawling: after {n} steps w = {w_last:.4f} has come only {done:.0f}% of the way "
+        "Crawling: after {n} steps w = {w_last:.4f} has come only {done:.0%} of the way "
         "to the minimum w* = {w_best:.3f}. Raise the learning rate or take more steps."
     ).format(n=n, w_last=w_last, done=done, w_best=w_best)
 
