@@ -31,10 +31,16 @@ def _visible(cell) -> str:
 
 
 def _exercises():
+    """Each exercise of each assignment, and of its Korean twin (``<assignment>_ko``), which
+    asks the same questions: the same rules, in code and LaTeX, hold for it."""
     for path in RULES:
         table = json.loads(path.read_text())
-        for exercise in table["exercises"]:
-            yield pytest.param(path.stem, exercise, id=f"{path.stem}:{exercise['answer']}")
+        twins = [path.stem]
+        if (REPO / "solutions" / f"{path.stem}_ko").is_dir():
+            twins.append(f"{path.stem}_ko")
+        for assignment in twins:
+            for exercise in table["exercises"]:
+                yield pytest.param(assignment, exercise, id=f"{assignment}:{exercise['answer']}")
 
 
 @pytest.mark.parametrize("assignment, exercise", list(_exercises()))
@@ -55,5 +61,5 @@ def test_rule_not_shown_above_its_answer_cell(tree, assignment, exercise):
 
 
 def test_every_assignment_has_a_rules_table():
-    assignments = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
-    assert [p.stem for p in RULES] == assignments
+    assignments = {p.name.removesuffix("_ko") for p in (REPO / "solutions").iterdir() if p.is_dir()}
+    assert [p.stem for p in RULES] == sorted(assignments)

@@ -200,17 +200,22 @@ def wait_drawn(page, image, timeout: float = 60_000) -> None:
     )
 
 
-def test_graph_explorer_slider_updates_gradient(page, lab):
-    from playwright.sync_api import expect
-
-    need(lab, NB_GRAPHS)
-    open_notebook(page, lab, NB_GRAPHS)
+def apple_explorer(page, lab: Lab, notebook: str):
+    """Run every cell of notebook; the apple graph's explorer (the one without orange
+    sliders) and its table of values, once it is on the page."""
+    need(lab, notebook)
+    open_notebook(page, lab, notebook)
     run_all(page)
-    # the apple graph: the explorer without orange sliders
     explorer = page.locator(".bp-graph-explorer:not(:has(.bp-slider-orange))").first
     explorer.wait_for(timeout=RUN_CELLS)
     explorer.scroll_into_view_if_needed()
-    table = explorer.locator(".bp-graph-values")
+    return explorer, explorer.locator(".bp-graph-values")
+
+
+def test_graph_explorer_slider_updates_gradient(page, lab):
+    from playwright.sync_api import expect
+
+    explorer, table = apple_explorer(page, lab, NB_GRAPHS)
     expect(table).to_contain_text("d tax = 200", timeout=RUN_CELLS)
     expect(table).to_contain_text("d apple = 2.2")
     image = explorer.locator("img").first
