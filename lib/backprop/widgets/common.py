@@ -13,9 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import Formatter
 
 VALUE_COLOR = "#1b7a2e"  # forward values: dark green, above each edge
 GRAD_COLOR = "#c0262d"  # gradients: red, below each edge
@@ -106,32 +104,6 @@ def label_axes(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_ylabel(ylabel, fontsize=FONT_SIZE)
     ax.set_title(title, fontsize=FONT_SIZE + 1)
     ax.tick_params(labelsize=FONT_SIZE - 1)
-
-
-class _MathtextTicks(Formatter):
-    """Another formatter's tick labels without ``\\mathdefault``: the mathtext is then set in
-    the mathtext font (DejaVu Sans, which has the minus sign U+2212) rather than in the text
-    font, which for Korean is a Hangul font without that glyph. In English both are DejaVu
-    Sans, so the labels look the same."""
-
-    def __init__(self, inner: Formatter) -> None:
-        self.inner = inner
-
-    def set_axis(self, axis: Any) -> None:
-        super().set_axis(axis)
-        self.inner.set_axis(axis)
-
-    def set_locs(self, locs: Any) -> None:
-        self.inner.set_locs(locs)
-
-    def __call__(self, x: float, pos: int | None = None) -> str:
-        return self.inner(x, pos).replace("\\mathdefault", "")
-
-
-def log_tick_labels(axis: Axis) -> None:
-    """Make a log-scale axis's tick labels (10⁻⁶ ...) show their minus sign in any language."""
-    axis.set_major_formatter(_MathtextTicks(axis.get_major_formatter()))
-    axis.set_minor_formatter(_MathtextTicks(axis.get_minor_formatter()))
 
 
 class PlotExplorer(widgets.VBox):

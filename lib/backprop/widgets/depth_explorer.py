@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from ..activations import Relu, Sigmoid, Tanh
 from ..affine import Affine
 from ..i18n import _
-from .common import DPI, PlotExplorer, dropdown, label_axes, log_tick_labels, png, sentence, slider
+from .common import DPI, PlotExplorer, dropdown, label_axes, png, sentence, slider
 
 #: Weight scales by name: the standard deviation of the weights of a layer with n inputs.
 INITS: dict[str, Callable[[int], float]] = {
@@ -131,7 +131,6 @@ def draw_depth(norms: np.ndarray, stds: np.ndarray, activation: str, init: str) 
             activation=activation, init=init
         ),
     )
-    log_tick_labels(ax.yaxis)
     ax.grid(True, which="major", alpha=0.3)
     ax2.plot(layers, stds, "-o", color="#3b5b8c", ms=4)
     label_axes(ax2, _("layer"), _("std of the layer's output"), _("spread of the activations"))

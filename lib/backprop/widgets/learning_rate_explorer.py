@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..i18n import _
-from .common import DPI, FONT_SIZE, PlotExplorer, label_axes, log_tick_labels, png, sentence, slider
+from .common import DPI, FONT_SIZE, PlotExplorer, label_axes, png, sentence, slider
 
 #: Three points that lie almost on t = 2 x; the cost is the MSE of the line y = w x.
 DESCENT_X = np.array([1.0, 2.0, 3.0])
@@ -123,7 +123,6 @@ def draw_descent(ws: np.ndarray, lr: float) -> Figure:
 
     costs = descent_cost(ws[np.isfinite(ws)])
     ax2.semilogy(np.arange(len(costs)), costs, "-o", color="#c0262d", ms=3, lw=1)
-    log_tick_labels(ax2.yaxis)
     ax2.axhline(
         float(descent_cost(DESCENT_W_BEST)), color="#999999", ls=":", lw=1, label=_("lowest cost")
     )
